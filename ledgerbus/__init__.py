@@ -1,0 +1,1 @@
+"""The `ledgerbus` command: run processes, migrate, create topics, develop, audit, rebuild."""

@@ -1,0 +1,3 @@
+from ledgerbus.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""`ledgerbus`: the one command for operators, developers and containers."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledgerbus.registry import PROCESSES
+from shared.kafka.topics import TOPIC_DEFINITIONS_PATH
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+projections_app = typer.Typer(no_args_is_help=True, help="Read-model maintenance.")
+app.add_typer(projections_app, name="projections")
+
+
+@app.command()
+def run(process: Annotated[str, typer.Argument(help=", ".join(PROCESSES))]) -> None:
+    """Run one Ledgerbus process in the foreground (what each container does)."""
+    info = PROCESSES.get(process)
+    if info is None:
+        raise typer.BadParameter(f"unknown process {process!r}; choose from {', '.join(PROCESSES)}")
+    raise typer.Exit(info.load()())
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply every service's PostgreSQL migrations (idempotent)."""
+    from ledgerbus.operations import migrate_all
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    applied = asyncio.run(migrate_all(settings.postgres_dsn))
+    typer.echo("\n".join(f"applied {name}" for name in applied) or "schema up to date")
+
+
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def create_topics_command(
+    definitions: Annotated[Path, typer.Option(help="Topic definitions file.")] = TOPIC_DEFINITIONS_PATH,
+) -> None:
+    """Create the topics of the definitions file that do not exist yet."""
+    from ledgerbus.operations import create_all_topics
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    created = asyncio.run(
+        create_all_topics(settings.kafka_bootstrap_servers, settings.ledgerbus_topic_prefix, definitions)
+    )
+    typer.echo("\n".join(f"created {name}" for name in created) or "all topics exist")
+
+
+def main() -> int:
+    app()
+    return 0

@@ -1,0 +1,1 @@
+"""The HTTP gateway: turns requests into commands and answers reads from read models."""

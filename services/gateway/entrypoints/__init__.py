@@ -1,0 +1,1 @@
+"""Process entry of the gateway."""

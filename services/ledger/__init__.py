@@ -1,0 +1,1 @@
+"""The credit ledger: per-app operation catalogs, nonce-idempotent entries, balances >= 0."""

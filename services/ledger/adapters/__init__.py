@@ -1,0 +1,1 @@
+"""SQL for the ledger's tables; handlers receive these stores, the domain never sees SQL."""

@@ -1,0 +1,1 @@
+"""How the outside reaches the ledger: FastStream subscribers (processes) and HTTP routes."""

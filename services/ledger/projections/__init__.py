@@ -1,0 +1,1 @@
+"""Read models built from `ledger.events` only: balances and the entry list."""

@@ -1,0 +1,1 @@
+"""HTTP pieces every service's routes share: callers, domain errors, fast JSON responses."""

@@ -1,0 +1,81 @@
+"""Who is calling: an app backend (`X-Api-Key`) or an operator (admin bearer token).
+
+End users (JWT from `/auth/token`) arrive with the wallet service.
+"""
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.http.errors import DomainHTTPError
+
+api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="An app's API key.")
+bearer = HTTPBearer(auto_error=False, description="An operator token or a user's JWT.")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the gateway knows at start: API key to app name, and the operator token."""
+
+    app_keys: Mapping[str, str]
+    admin_token: str
+
+    def app_for_key(self, key: str) -> str | None:
+        # Compare every key in constant time so response timing reveals nothing about keys.
+        found = None
+        for known_key, app in self.app_keys.items():
+            if hmac.compare_digest(known_key.encode(), key.encode()):
+                found = app
+        return found
+
+
+def _credentials(request: Request) -> Credentials:
+    credentials = request.app.state.credentials
+    assert isinstance(credentials, Credentials)
+    return credentials
+
+
+async def require_app(
+    request: Request, api_key: Annotated[str | None, Depends(api_key_header)]
+) -> str:
+    """The calling app, from its API key; 401 when the key is missing or unknown."""
+    if not api_key:
+        raise DomainHTTPError(401, "missing_api_key", "Send the app's key in the X-Api-Key header.")
+    app = _credentials(request).app_for_key(api_key)
+    if app is None:
+        raise DomainHTTPError(401, "invalid_api_key", "The X-Api-Key header is not a known key.")
+    return app
+
+
+async def require_operator(
+    request: Request, token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    expected = _credentials(request).admin_token
+    if token is None or not hmac.compare_digest(token.credentials.encode(), expected.encode()):
+        raise DomainHTTPError(
+            401, "invalid_operator_token", "This route needs the operator's bearer token.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+
+
+CallingApp = Annotated[str, Depends(require_app)]
+Operator = Annotated[None, Depends(require_operator)]
+
+
+async def require_app_or_operator(
+    request: Request,
+    api_key: Annotated[str | None, Depends(api_key_header)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str | None:
+    """An app (its name) or the operator (None); 401 for anyone else."""
+    if api_key:
+        return await require_app(request, api_key)
+    await require_operator(request, token)
+    return None
+
+
+AppOrOperator = Annotated[str | None, Depends(require_app_or_operator)]

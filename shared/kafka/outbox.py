@@ -1,0 +1,92 @@
+"""The outbox: messages decided in a transaction, published by the partition owner after commit."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from shared.kafka.producer import OutgoingMessage
+from shared.postgres.migrations import quote_schema
+
+OUTBOX_FLUSH_BATCH_MESSAGES = 5_000
+"""Leftovers of a crashed owner are published in chunks of this many, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    outbox_id: int
+    message: OutgoingMessage
+
+
+class OutboxStore:
+    def __init__(self, schema: str, consumer: str) -> None:
+        table = f"{quote_schema(schema)}.outbox"
+        self.consumer = consumer
+        self._insert = (
+            f"INSERT INTO {table} (consumer, source_topic, source_partition, topic, key, value,"
+            " headers) SELECT $1, $2, $3, m.topic, m.key, m.value, m.headers::jsonb"
+            " FROM unnest($4::text[], $5::bytea[], $6::bytea[], $7::text[])"
+            " AS m(topic, key, value, headers) RETURNING id"
+        )
+        self._pending = (
+            f"SELECT id, topic, key, value, headers FROM {table}"
+            " WHERE consumer = $1 AND source_topic = $2 AND source_partition = $3"
+            " ORDER BY id LIMIT $4"
+        )
+        self._delete = f"DELETE FROM {table} WHERE id = ANY($1::bigint[])"
+
+    async def add(
+        self,
+        connection: asyncpg.Connection,
+        source_topic: str,
+        source_partition: int,
+        messages: Sequence[OutgoingMessage],
+    ) -> list[StoredMessage]:
+        if not messages:
+            return []
+        rows = await connection.fetch(
+            self._insert,
+            self.consumer,
+            source_topic,
+            source_partition,
+            [message.topic for message in messages],
+            [message.key for message in messages],
+            [message.value for message in messages],
+            [_encode_headers(message.headers) for message in messages],
+        )
+        # INSERT ... SELECT FROM unnest keeps the input order, so ids follow the messages.
+        return [
+            StoredMessage(row["id"], message) for row, message in zip(rows, messages, strict=True)
+        ]
+
+    async def pending(
+        self, connection: asyncpg.Connection, source_topic: str, source_partition: int
+    ) -> list[StoredMessage]:
+        rows = await connection.fetch(
+            self._pending,
+            self.consumer,
+            source_topic,
+            source_partition,
+            OUTBOX_FLUSH_BATCH_MESSAGES,
+        )
+        return [
+            StoredMessage(
+                row["id"],
+                OutgoingMessage(
+                    topic=row["topic"],
+                    key=row["key"],
+                    value=row["value"],
+                    headers=tuple((name, bytes.fromhex(value)) for name, value in row["headers"]),
+                ),
+            )
+            for row in rows
+        ]
+
+    async def remove(self, connection: asyncpg.Connection, outbox_ids: Sequence[int]) -> None:
+        await connection.execute(self._delete, list(outbox_ids))
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
+    """Headers are bytes; JSON keeps them as hex so any byte survives the round trip."""
+    return orjson.dumps([[name, value.hex()] for name, value in headers]).decode()

@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: the asyncpg pool, per-service migrations, LISTEN/NOTIFY helpers."""

@@ -1,0 +1,52 @@
+"""The asyncpg pool every process opens at start (never at import)."""
+
+import asyncpg
+import orjson
+
+POOL_MIN_CONNECTIONS = 1
+POOL_MAX_CONNECTIONS = 10
+CONNECT_TIMEOUT_SECONDS = 10.0
+COMMAND_TIMEOUT_SECONDS = 30.0
+"""No single statement may hang a consumer forever; long audits use their own connection."""
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    """Decode json/jsonb with orjson so rows come back as Python values, fast."""
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = POOL_MIN_CONNECTIONS,
+    max_size: int = POOL_MAX_CONNECTIONS,
+    application_name: str = "ledgerbus",
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
+        init=_init_connection,
+        server_settings={"application_name": application_name},
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str, *, application_name: str = "ledgerbus") -> asyncpg.Connection:
+    """One dedicated connection, for LISTEN or a long snapshot."""
+    connection = await asyncpg.connect(
+        dsn,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        server_settings={"application_name": application_name},
+    )
+    await _init_connection(connection)
+    return connection

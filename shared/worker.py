@@ -1,0 +1,124 @@
+"""Running a worker process: start, serve health, stop cleanly on SIGTERM or a fatal error.
+
+A worker is a FastStream broker with partition-owner subscribers plus the pool and producer they
+use. `run_worker` owns the lifecycle so every service's process behaves the same way: it exits 0
+after a requested stop and 3 after a fatal error (for example a checkpoint beyond the log).
+"""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from starlette.applications import Starlette
+
+from shared.kafka.partition_owner import PartitionOwner
+from shared.logs import configure_logging, get_logger
+from shared.observability.health import Readiness, health_routes
+from shared.settings import PlatformSettings, load_settings
+
+EXIT_OK = 0
+EXIT_FATAL = 3
+STOP_TIMEOUT_SECONDS = 20.0
+
+logger = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Worker:
+    name: str
+    broker: KafkaBroker
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    owners: list[PartitionOwner]
+    readiness: Readiness
+    extra_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StopSignal:
+    """Set by SIGTERM/SIGINT or by a fatal error; remembers which, for the exit code."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal: BaseException | None = None
+
+    def request(self) -> None:
+        self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = error
+        self.event.set()
+
+
+Builder = Callable[[PlatformSettings, StopSignal], Awaitable[Worker]]
+
+
+def run_worker(process_name: str, build: Builder) -> int:
+    """Entry point of a worker process; returns the exit code."""
+    settings = load_settings()
+    configure_logging(settings, process_name)
+    return asyncio.run(_run(process_name, settings, build))
+
+
+async def _run(process_name: str, settings: PlatformSettings, build: Builder) -> int:
+    stop = StopSignal()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.request)
+    worker = await build(settings, stop)
+    ops_server = _ops_server(worker, settings)
+    ops_task = asyncio.create_task(ops_server.serve()) if ops_server else None
+    try:
+        await worker.producer.start()
+        for owner in worker.owners:
+            owner.start()
+        await worker.broker.start()
+        logger.info("worker started", process=process_name)
+        await stop.event.wait()
+    finally:
+        await _stop(worker, ops_server, ops_task)
+    if stop.fatal is not None:
+        logger.critical("worker stopped after a fatal error", error=str(stop.fatal))
+        return EXIT_FATAL
+    logger.info("worker stopped", process=process_name)
+    return EXIT_OK
+
+
+def _ops_server(worker: Worker, settings: PlatformSettings) -> uvicorn.Server | None:
+    if settings.ledgerbus_ops_port == 0:
+        return None
+    app = Starlette(routes=health_routes(worker.readiness))
+    config = uvicorn.Config(
+        app,
+        host="0.0.0.0" if settings.is_production else "127.0.0.1",  # noqa: S104
+        port=settings.ledgerbus_ops_port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return server
+
+
+async def _stop(
+    worker: Worker, ops_server: uvicorn.Server | None, ops_task: asyncio.Task[None] | None
+) -> None:
+    """Stop in dependency order, each step bounded, so SIGTERM always ends the process."""
+    steps: list[Callable[[], Awaitable[None]]] = [worker.broker.stop]
+    steps += [owner.stop for owner in worker.owners]
+    steps += [*worker.extra_stop, worker.producer.stop, worker.pool.close]
+    for step in steps:
+        try:
+            await asyncio.wait_for(step(), STOP_TIMEOUT_SECONDS)
+        except Exception as error:
+            logger.warning("stop step failed", step=getattr(step, "__qualname__", "?"), error=repr(error))
+    if ops_server is not None and ops_task is not None:
+        ops_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ops_task, STOP_TIMEOUT_SECONDS)
