@@ -1,6 +1,7 @@
 """`ledgerbus`: the one command for operators, developers and containers."""
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,41 @@ def create_topics_command(
         create_all_topics(settings.kafka_bootstrap_servers, settings.ledgerbus_topic_prefix, definitions)
     )
     typer.echo("\n".join(f"created {name}" for name in created) or "all topics exist")
+
+
+@app.command()
+def dev() -> None:
+    """Start the embedded infrastructure (where the environment names none) and every process."""
+    from ledgerbus.dev import main as dev_main
+
+    raise typer.Exit(dev_main())
+
+
+@app.command()
+def audit(
+    service: Annotated[str, typer.Option(help="ledger, wallet, tracking or all")] = "all",
+    until: Annotated[
+        datetime | None, typer.Option(help="RFC 3339 time: replay only events up to it")
+    ] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Replay the log into a scratch schema and compare it with the live read models.
+
+    Exit 0 when everything matches, 1 on any difference (each is named), 2 when it cannot run.
+    """
+    from ledgerbus.audit import run_audit
+
+    if until is not None and until.tzinfo is None:
+        raise typer.BadParameter("--until needs a UTC offset, for example 2026-01-31T12:00:00Z")
+    raise typer.Exit(run_audit(service, until, json_file))
+
+
+@projections_app.command("rebuild")
+def rebuild(service: Annotated[str, typer.Argument(help="ledger")]) -> None:
+    """Rebuild a live read model from offset 0 and swap it in without stopping anything."""
+    from ledgerbus.audit import run_rebuild
+
+    raise typer.Exit(run_rebuild(service))
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ after a requested stop and 3 after a fatal error (for example a checkpoint beyon
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,9 +21,10 @@ from starlette.applications import Starlette
 from shared.kafka.partition_owner import PartitionOwner
 from shared.logs import configure_logging, get_logger
 from shared.observability.health import Readiness, health_routes
-from shared.settings import PlatformSettings, load_settings
+from shared.settings import ConfigurationError, PlatformSettings, load_settings
 
 EXIT_OK = 0
+EXIT_CONFIGURATION = 2
 EXIT_FATAL = 3
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -61,9 +63,13 @@ Builder = Callable[[PlatformSettings, StopSignal], Awaitable[Worker]]
 
 def run_worker(process_name: str, build: Builder) -> int:
     """Entry point of a worker process; returns the exit code."""
-    settings = load_settings()
-    configure_logging(settings, process_name)
-    return asyncio.run(_run(process_name, settings, build))
+    try:
+        settings = load_settings()
+        configure_logging(settings, process_name)
+        return asyncio.run(_run(process_name, settings, build))
+    except ConfigurationError as error:
+        print(f"{process_name} refuses to start: {error}", file=sys.stderr, flush=True)
+        return EXIT_CONFIGURATION
 
 
 async def _run(process_name: str, settings: PlatformSettings, build: Builder) -> int:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from services.gateway.middleware import RequestContextMiddleware
+from services.ledger.domain.catalog import Catalogs
 from services.ledger.entrypoints import routes as ledger_routes
 from shared.contracts.asyncapi import build_asyncapi
 from shared.contracts.ledger import LEDGER_COMMANDS, LEDGER_EVENTS
@@ -34,7 +35,7 @@ def create_app(settings: PlatformSettings) -> FastAPI:
         title="Ledgerbus",
         version=VERSION,
         description="Credit ledger, wallet, health tracking and analytics over an event log.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, ledger_routes.load_ledger_catalogs()),
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -44,7 +45,7 @@ def create_app(settings: PlatformSettings) -> FastAPI:
     return app
 
 
-def _lifespan(settings: PlatformSettings):  # type: ignore[no-untyped-def]
+def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -64,7 +65,7 @@ def _lifespan(settings: PlatformSettings):  # type: ignore[no-untyped-def]
             stack.push_async_callback(broker.stop)
             hub = NotificationHub(settings.postgres_dsn, application_name=f"{PROCESS_NAME}-listen")
             app.state.ledger = ledger_routes.open_ledger_http(
-                settings, pool, hub, BrokerCommandPublisher(broker)
+                settings, catalogs, pool, hub, BrokerCommandPublisher(broker)
             )
             await hub.start()
             stack.push_async_callback(hub.stop)

@@ -6,7 +6,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.ledger.domain.catalog import Catalogs, CatalogError, build_catalogs
+from services.ledger.domain.catalog import CatalogError, Catalogs, build_catalogs
+from shared.settings import ConfigurationError
 
 DEFAULT_CATALOG_FILE = Path(__file__).with_name("catalogs.toml")
 SCHEMA = "ledger"
@@ -30,9 +31,12 @@ def load_catalogs(path: Path) -> Catalogs:
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise CatalogError(f"cannot read the ledger catalog file {path}: {error}") from error
+        raise ConfigurationError(f"cannot read the ledger catalog file {path}: {error}") from error
     shared = document.get("shared", {})
     apps = document.get("apps", {})
     if not isinstance(shared, dict) or not isinstance(apps, dict):
-        raise CatalogError(f"{path}: expected a [shared] table and [apps.<name>] tables")
-    return build_catalogs(shared, apps)
+        raise ConfigurationError(f"{path}: expected a [shared] table and [apps.<name>] tables")
+    try:
+        return build_catalogs(shared, apps)
+    except CatalogError as error:
+        raise ConfigurationError(f"{path}: {error}") from error

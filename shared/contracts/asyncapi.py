@@ -4,14 +4,11 @@ A spec-only FastStream broker (never started) declares each topic with a typed e
 message type, so `/asyncapi` always shows exactly the models the services validate against.
 """
 
-from typing import Any, Literal
-
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from pydantic import create_model
+from faststream.specification.base import Specification
 
-from shared.contracts.envelope import CloudEvent
-from shared.contracts.registry import MessageKind, MessageRegistry, MessageType
+from shared.contracts.registry import MessageKind, MessageRegistry, typed_envelope
 
 DESCRIPTION = (
     "Ledgerbus topics. Every value is a CloudEvents 1.0 envelope in structured JSON mode; the"
@@ -20,17 +17,7 @@ DESCRIPTION = (
 )
 
 
-def typed_envelope(message_type: MessageType) -> type[CloudEvent]:
-    """An envelope model whose `type` is fixed and whose `data` is the registered model."""
-    name = "".join(part.title() for part in message_type.name.replace(".", "_").split("_"))
-    fields: Any = {
-        "type": (Literal[message_type.name], ...),  # type: ignore[valid-type]
-        "data": (message_type.data_model, ...),
-    }
-    return create_model(name, __base__=CloudEvent, __doc__=message_type.description, **fields)
-
-
-def build_asyncapi(topics: list[tuple[str, MessageRegistry]], version: str) -> AsyncAPI:
+def build_asyncapi(topics: list[tuple[str, MessageRegistry]], version: str) -> Specification:
     broker = KafkaBroker("kafka:9092", description="Apache Kafka (KRaft) in production")
     for topic, registry in topics:
         for message_type in registry.all():
@@ -52,4 +39,5 @@ def build_asyncapi(topics: list[tuple[str, MessageRegistry]], version: str) -> A
                     description=message_type.description,
                     schema=typed_envelope(message_type),
                 )
-    return AsyncAPI(broker, title="Ledgerbus", version=version, description=DESCRIPTION)
+    factory = AsyncAPI(broker, title="Ledgerbus", version=version, description=DESCRIPTION)
+    return factory.to_specification()

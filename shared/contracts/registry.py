@@ -9,9 +9,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from shared.contracts.base import ContractModel
 from shared.contracts.envelope import CloudEvent
@@ -51,8 +52,23 @@ class RejectedRecord:
     message: str
 
 
+def typed_envelope(message_type: MessageType) -> type[CloudEvent]:
+    """An envelope model whose `type` is fixed and whose `data` is the registered model."""
+    name = "".join(part.title() for part in message_type.name.replace(".", "_").split("_"))
+    fields: Any = {
+        "type": (Literal[message_type.name], ...),
+        "data": (message_type.data_model, ...),
+    }
+    return create_model(name, __base__=CloudEvent, __doc__=message_type.description, **fields)
+
+
 class MessageRegistry:
-    """Immutable map of type names to message types, built once at start."""
+    """Immutable map of type names to message types, built once at start.
+
+    Parsing validates the raw JSON bytes against a union of typed envelopes discriminated by
+    `type`, in one pass inside pydantic-core; only a record that fails is parsed again, slowly,
+    to say precisely what is wrong with it.
+    """
 
     def __init__(self, types: Iterable[MessageType]) -> None:
         by_name: dict[str, MessageType] = {}
@@ -61,6 +77,10 @@ class MessageRegistry:
                 raise ValueError(f"message type {message_type.name} is registered twice")
             by_name[message_type.name] = message_type
         self._by_name: Mapping[str, MessageType] = MappingProxyType(by_name)
+        envelopes = tuple(typed_envelope(message_type) for message_type in by_name.values())
+        union: Any = envelopes[0] if len(envelopes) == 1 else Union[envelopes]  # noqa: UP007
+        discriminated: Any = union if len(envelopes) == 1 else Annotated[union, Field(discriminator="type")]
+        self._adapter: TypeAdapter[CloudEvent] = TypeAdapter(discriminated)
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -80,6 +100,16 @@ class MessageRegistry:
                 "record_too_large",
                 f"The record value has {len(value)} bytes; the limit is {RECORD_VALUE_MAX_BYTES}.",
             )
+        try:
+            envelope = self._adapter.validate_json(value)
+        except ValidationError:
+            return self._explain(value)
+        data = envelope.data
+        assert isinstance(data, ContractModel)
+        return ParsedMessage(envelope=envelope, data=data)
+
+    def _explain(self, value: bytes) -> ParsedMessage | RejectedRecord:
+        """The slow path: find the first layer (JSON, envelope, type, data) that is wrong."""
         try:
             raw = orjson.loads(value)
         except orjson.JSONDecodeError as error:

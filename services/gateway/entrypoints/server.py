@@ -1,19 +1,26 @@
 """Process entry: `ledgerbus run gateway` serves the API with uvicorn."""
 
+import sys
+
 import uvicorn
 
 from services.gateway.app import create_app
 from shared.logs import configure_logging
-from shared.settings import load_settings
+from shared.settings import ConfigurationError, load_settings
+from shared.worker import EXIT_CONFIGURATION
 
 KEEPALIVE_TIMEOUT_SECONDS = 30
 GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS = 15
 
 
 def main() -> int:
-    settings = load_settings()
-    configure_logging(settings, "gateway")
-    app = create_app(settings)
+    try:
+        settings = load_settings()
+        configure_logging(settings, "gateway")
+        app = create_app(settings)
+    except ConfigurationError as error:
+        print(f"gateway refuses to start: {error}", file=sys.stderr, flush=True)
+        return EXIT_CONFIGURATION
     uvicorn.run(
         app,
         host=settings.ledgerbus_http_host,

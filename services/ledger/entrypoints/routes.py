@@ -233,14 +233,19 @@ async def _wait_for_position(ledger: LedgerHttp, min_position: str | None) -> No
         )
 
 
+def load_ledger_catalogs() -> Catalogs:
+    """Read the catalogs when the gateway is created, so a bad catalog stops it at once."""
+    return load_catalogs(LedgerSettings().ledger_catalog_file)
+
+
 def open_ledger_http(
     settings: PlatformSettings,
+    catalogs: Catalogs,
     pool: asyncpg.Pool,
     hub: NotificationHub,
     publisher: CommandPublisher,
 ) -> LedgerHttp:
     """Build the routes' dependencies; subscribes to the ledger's channels on `hub`."""
-    catalogs = load_catalogs(LedgerSettings().ledger_catalog_file)
     reads = LedgerReads(pool, settings.topic(EVENTS_TOPIC))
     return LedgerHttp(
         catalogs=catalogs,

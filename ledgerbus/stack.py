@@ -1,0 +1,100 @@
+"""A running Ledgerbus stack: every service process plus the gateway, over given infrastructure.
+
+`make dev` and the end-to-end tests both start the stack through this module, so the tests
+exercise the same processes, environment and start order a developer runs.
+"""
+
+import asyncio
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ledgerbus.operations import create_all_topics, migrate_all
+from ledgerbus.registry import PROCESSES
+from shared.infra.ports import free_port
+from shared.infra.process_group import ProcessGroup, ProcessSpec
+
+GATEWAY_START_TIMEOUT_SECONDS = 60.0
+STACK_STOP_TIMEOUT_SECONDS = 15.0
+HEALTH_POLL_INTERVAL_SECONDS = 0.1
+WORKER_PROCESSES = ("ledger-processor", "ledger-projector")
+
+
+@dataclass(slots=True)
+class Stack:
+    """The processes of one stack and the environment they share."""
+
+    environment: dict[str, str]
+    group: ProcessGroup
+    gateway_url: str
+    ops_ports: dict[str, int] = field(default_factory=dict)
+
+    def spec(self, name: str, *, restart_on_exit: bool, extra: Mapping[str, str] = {}) -> ProcessSpec:
+        assert name in PROCESSES, name
+        environment = {**self.environment, **extra}
+        if name in self.ops_ports:
+            environment["LEDGERBUS_OPS_PORT"] = str(self.ops_ports[name])
+        return ProcessSpec(
+            name=name,
+            argv=(sys.executable, "-m", "ledgerbus", "run", name),
+            environment=environment,
+            restart_on_exit=restart_on_exit,
+        )
+
+    async def stop(self) -> None:
+        await self.group.stop_all(STACK_STOP_TIMEOUT_SECONDS)
+
+
+async def prepare(environment: Mapping[str, str]) -> None:
+    """Migrate every schema and create every topic (both idempotent)."""
+    await migrate_all(environment["DATABASE_URL"])
+    await create_all_topics(
+        environment["KAFKA_BOOTSTRAP_SERVERS"], environment.get("LEDGERBUS_TOPIC_PREFIX", "")
+    )
+
+
+async def start_stack(
+    environment: Mapping[str, str],
+    *,
+    sink: TextIO | None = None,
+    restart_on_exit: bool = False,
+    processes: tuple[str, ...] = (*WORKER_PROCESSES, "gateway"),
+) -> Stack:
+    """Start the given processes and wait until the gateway answers `/health`."""
+    environment = {**os.environ, **environment}
+    environment.setdefault("LEDGERBUS_HTTP_PORT", str(free_port()))
+    environment.setdefault("PYTHONUNBUFFERED", "1")
+    port = environment["LEDGERBUS_HTTP_PORT"]
+    stack = Stack(
+        environment=environment,
+        group=ProcessGroup(sink=sink),
+        gateway_url=f"http://127.0.0.1:{port}",
+        ops_ports={name: free_port() for name in processes if name != "gateway"},
+    )
+    for name in processes:
+        await stack.group.start(stack.spec(name, restart_on_exit=restart_on_exit))
+    if "gateway" in processes:
+        await wait_for_health(stack.gateway_url, GATEWAY_START_TIMEOUT_SECONDS)
+    return stack
+
+
+async def wait_for_health(base_url: str, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(_answers, f"{base_url}/health"):
+            return
+        await asyncio.sleep(HEALTH_POLL_INTERVAL_SECONDS)
+    raise TimeoutError(f"{base_url}/health did not answer within {timeout_seconds:g} s")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

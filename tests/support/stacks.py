@@ -1,0 +1,163 @@
+"""Isolated Ledgerbus stacks on the session's real infrastructure.
+
+Each stack gets a fresh database and a fresh topic prefix on the shared broker, then runs the
+real service processes (the same `ledgerbus run ...` commands as `make dev`).
+"""
+
+import secrets
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ledgerbus.stack import Stack, prepare, start_stack
+from shared.infra.process_group import ProcessGroup
+from shared.infra.provision import Infrastructure
+from tests.support.waiting import eventually
+
+HEALTHAI_KEY = "dev-healthai-key"
+TRAVELAI_KEY = "dev-travelai-key"
+HTTP_TIMEOUT_SECONDS = 30.0
+PARTITIONS = 4
+
+
+async def create_database(base_url: str) -> str:
+    """A new empty database on the same server; returns its URL."""
+    name = f"lb_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(base_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    parts = urllib.parse.urlsplit(base_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@dataclass(slots=True)
+class LedgerStack:
+    environment: dict[str, str]
+    log_path: Path
+    stack: Stack | None = None
+    extra_groups: list[ProcessGroup] = field(default_factory=list)
+
+    @property
+    def dsn(self) -> str:
+        return self.environment["DATABASE_URL"]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.environment["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.stack is not None
+        return self.stack.gateway_url
+
+    def topic(self, name: str) -> str:
+        return f"{self.environment['LEDGERBUS_TOPIC_PREFIX']}{name}"
+
+    def client(self, key: str | None = HEALTHAI_KEY) -> httpx.AsyncClient:
+        headers = {"X-Api-Key": key} if key else {}
+        return httpx.AsyncClient(
+            base_url=self.gateway_url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS
+        )
+
+    async def start(self, processes: tuple[str, ...], sink: TextIO) -> None:
+        self.stack = await start_stack(self.environment, sink=sink, processes=processes)
+
+    async def stop(self) -> None:
+        if self.stack is not None:
+            await self.stack.stop()
+        for group in self.extra_groups:
+            await group.stop_all()
+
+    async def fetch(self, query: str, *arguments: Any) -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            return list(await connection.fetch(query, *arguments))
+        finally:
+            await connection.close()
+
+    async def wait_until_owned(self, consumer: str, topic: str) -> None:
+        """Until the named consumer has claimed every partition of the topic in PostgreSQL."""
+        await eventually(
+            lambda: self.fetch(
+                "SELECT count(*) AS n FROM ledger.checkpoints WHERE consumer = $1 AND topic = $2"
+                " AND epoch > 0",
+                consumer,
+                self.topic(topic),
+            ),
+            lambda rows: rows[0]["n"] == PARTITIONS,
+            f"{consumer} to claim {topic}",
+        )
+
+
+async def new_ledger_stack(
+    infrastructure: Infrastructure, log_path: Path, extra: Mapping[str, str] = {}
+) -> LedgerStack:
+    environment = {
+        **infrastructure.environment(),
+        "DATABASE_URL": await create_database(infrastructure.database_url),
+        "LEDGERBUS_TOPIC_PREFIX": f"t{secrets.token_hex(4)}.",
+        "LEDGERBUS_ENV": "dev",
+        **extra,
+    }
+    await prepare(environment)
+    return LedgerStack(environment=environment, log_path=log_path)
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic, from offset 0 to the current end, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, items in batch.items():
+                records.extend(item for item in items if item.offset < ends[tp])
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def publish(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=key, value=value) for key, value in items]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+def record_entry_command(app: str, owner_id: str, operation: str, nonce: str, command_id: str | None = None) -> tuple[bytes, bytes]:
+    """A `ledger.record_entry.v1` CloudEvent as an outside producer would publish it."""
+    value = {
+        "specversion": "1.0",
+        "id": command_id or secrets.token_hex(16),
+        "source": "tests/outside-producer",
+        "type": "ledger.record_entry.v1",
+        "subject": f"{app}:{owner_id}",
+        "time": "2026-11-23T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"app": app, "owner_id": owner_id, "operation": operation, "nonce": nonce},
+    }
+    return f"{app}:{owner_id}".encode(), orjson.dumps(value)
