@@ -37,6 +37,8 @@ class Stack:
     def spec(self, name: str, *, restart_on_exit: bool, extra: Mapping[str, str] = {}) -> ProcessSpec:
         assert name in PROCESSES, name
         environment = {**self.environment, **extra}
+        if name != "gateway" and name not in self.ops_ports:
+            self.ops_ports[name] = free_port()
         if name in self.ops_ports:
             environment["LEDGERBUS_OPS_PORT"] = str(self.ops_ports[name])
         return ProcessSpec(

@@ -39,6 +39,7 @@ class Worker:
     producer: AIOKafkaProducer
     owners: list[PartitionOwner]
     readiness: Readiness
+    extra_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     extra_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -82,6 +83,8 @@ async def _run(process_name: str, settings: PlatformSettings, build: Builder) ->
     ops_task = asyncio.create_task(ops_server.serve()) if ops_server else None
     try:
         await worker.producer.start()
+        for start in worker.extra_start:
+            await start()
         for owner in worker.owners:
             owner.start()
         await worker.broker.start()

@@ -17,6 +17,7 @@ from services.ledger.settings import (
     load_catalogs,
 )
 from shared.contracts.base import utc_now
+from shared.kafka.log_end import LogEndProbe
 from shared.kafka.partition_owner import PartitionHandler, PartitionOwner
 from shared.kafka.producer import create_producer
 from shared.kafka.subscriber import subscribe_partition_owner
@@ -64,6 +65,7 @@ async def _build(
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers, client_id=name, logger=logging.getLogger(f"faststream.{name}")
     )
+    log_end = LogEndProbe(settings.kafka_bootstrap_servers, client_id=f"{name}-log-end")
     owner = PartitionOwner(
         consumer_name=name,
         schema=SCHEMA,
@@ -71,6 +73,7 @@ async def _build(
         producer=producer,
         handler=handler,
         on_fatal=stop.fail,
+        log_end=log_end,
     )
     subscribe_partition_owner(
         broker,
@@ -89,4 +92,7 @@ async def _build(
         return {"owned": sorted(tp.partition for tp in owner.owned_partitions)}
 
     readiness = Readiness({"postgres": postgres, "partitions": partitions}, process=name)
-    return Worker(name, broker, pool, producer, [owner], readiness)
+    return Worker(
+        name, broker, pool, producer, [owner], readiness,
+        extra_start=[log_end.start], extra_stop=[log_end.stop],
+    )  # fmt: skip

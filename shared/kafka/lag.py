@@ -2,38 +2,24 @@
 
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from shared.kafka.log_end import LogEndProbe
 from shared.observability.metrics import PROJECTION_LAG
-
-METADATA_REQUEST_TIMEOUT_MILLISECONDS = 5_000
 
 
 class LagReader:
-    """A group-less consumer used only to read end offsets."""
+    """Reads true end offsets (see `log_end`) and compares them with checkpoints."""
 
     def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            enable_auto_commit=False,
-            request_timeout_ms=METADATA_REQUEST_TIMEOUT_MILLISECONDS,
-        )
+        self._probe = LogEndProbe(bootstrap_servers, client_id=client_id)
 
     async def start(self) -> None:
-        await self._consumer.start()
+        await self._probe.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._probe.stop()
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
-        partitions = self._consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = self._consumer.partitions_for_topic(topic) or set()
-        topic_partitions = [TopicPartition(topic, partition) for partition in sorted(partitions)]
-        ends = await self._consumer.end_offsets(topic_partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
+        return await self._probe.topic_end_offsets(topic)
 
     async def lag(self, consumer: str, topic: str, checkpoints: Mapping[int, int]) -> dict[str, int]:
         """Records not yet applied, per partition and in total; also exported as a gauge."""

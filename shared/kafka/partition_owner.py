@@ -31,6 +31,7 @@ from aiokafka.structs import ConsumerRecord
 
 from shared.kafka.checkpoints import CheckpointStore, Claim
 from shared.kafka.dead_letters import dead_letter
+from shared.kafka.log_end import LogEndProbe
 from shared.kafka.outbox import OutboxStore, StoredMessage
 from shared.kafka.producer import OutgoingMessage, PublishedMessage, publish_all
 from shared.logs import get_logger
@@ -148,8 +149,10 @@ class PartitionOwner:
         producer: AIOKafkaProducer,
         handler: PartitionHandler,
         on_fatal: Callable[[BaseException], None],
+        log_end: LogEndProbe,
     ) -> None:
         self.consumer_name = consumer_name
+        self._log_end = log_end
         self._pool = pool
         self._producer = producer
         self._handler = handler
@@ -203,6 +206,9 @@ class PartitionOwner:
                 connection, topic_partition.topic, topic_partition.partition
             )
         end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        if claim.next_offset > end:
+            # Some brokers under-report the end (see log_end); read the last batch to be sure.
+            end = (await self._log_end.end_offsets([topic_partition]))[topic_partition]
         beginning = (await consumer.beginning_offsets([topic_partition]))[topic_partition]
         if claim.next_offset > end:
             raise CheckpointOutsideLogError(

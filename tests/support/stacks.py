@@ -19,6 +19,7 @@ from aiokafka.structs import ConsumerRecord
 
 from ledgerbus.stack import Stack, prepare, start_stack
 from shared.infra.process_group import ProcessGroup
+from shared.kafka.log_end import LogEndProbe
 from shared.infra.provision import Infrastructure
 from tests.support.waiting import eventually
 
@@ -126,7 +127,12 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
             ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        probe = LogEndProbe(bootstrap, client_id="tests-log-end")
+        await probe.start()
+        try:
+            ends = await probe.end_offsets(partitions)
+        finally:
+            await probe.stop()
         records: list[ConsumerRecord[bytes, bytes]] = []
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=1000)

@@ -18,6 +18,7 @@ from services.ledger.projections.ledger_view import BalanceRow, EntryRow, apply_
 from services.ledger.projections.view_store import ViewStore
 from shared.contracts.ledger import LEDGER_EVENTS, EntryRecorded, EntryRejected
 from shared.contracts.registry import RejectedRecord
+from shared.kafka.log_end import LogEndProbe
 from shared.kafka.positions import format_position
 
 REPLAY_FETCH_MAX_RECORDS = 20_000
@@ -59,6 +60,7 @@ class Replayer:
             max_partition_fetch_bytes=REPLAY_PARTITION_FETCH_BYTES,
             fetch_max_bytes=4 * REPLAY_PARTITION_FETCH_BYTES,
         )
+        self._log_end = LogEndProbe(bootstrap_servers, client_id="ledgerbus-replay-log-end")
 
     async def start(self) -> dict[int, int]:
         """Connect, assign every partition from offset 0; returns the current end offsets."""
@@ -70,11 +72,13 @@ class Replayer:
         topic_partitions = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
         self._consumer.assign(topic_partitions)
         await self._consumer.seek_to_beginning(*topic_partitions)
-        ends = await self._consumer.end_offsets(topic_partitions)
+        await self._log_end.start()
+        ends = await self._log_end.end_offsets(topic_partitions)
         self.state.positions = {tp.partition: 0 for tp in topic_partitions}
         return {tp.partition: offset for tp, offset in ends.items()}
 
     async def stop(self) -> None:
+        await self._log_end.stop()
         await self._consumer.stop()
 
     async def advance(

@@ -1,0 +1,57 @@
+"""When no processor answers in time: 504 with the command id, and the command is not lost."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from shared.infra.provision import Infrastructure
+from tests.support.stacks import LedgerStack, new_ledger_stack
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def without_processor(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LedgerStack]:
+    log_path = tmp_path_factory.mktemp("timeout") / "stack.log"
+    stack = await new_ledger_stack(
+        infrastructure, log_path, {"LEDGERBUS_COMMAND_TIMEOUT_SECONDS": "1.5"}
+    )
+    with log_path.open("w") as sink:
+        await stack.start(("ledger-projector", "gateway"), sink)
+        try:
+            yield stack
+        finally:
+            await stack.stop()
+
+
+async def test_no_processor_means_504_with_the_command_id_then_the_answer_arrives(
+    without_processor: LedgerStack,
+) -> None:
+    stack = without_processor
+    owner_id = f"late-{uuid.uuid4().hex[:8]}"
+    async with stack.client() as client:
+        response = await client.post(
+            "/ledger/", json={"owner_id": owner_id, "operation": "CREDIT_ADD", "nonce": "late-1"}
+        )
+        assert response.status_code == 504
+        body = response.json()
+        assert body["code"] == "outcome_timeout" and body["command_id"]
+        pending = await client.get(f"/ledger/commands/{body['command_id']}")
+        assert pending.status_code == 202
+        assert stack.stack is not None
+        await stack.stack.group.start(stack.stack.spec("ledger-processor", restart_on_exit=False))
+        decided = await eventually(
+            lambda: client.get(f"/ledger/commands/{body['command_id']}"),
+            lambda r: r.status_code == 201,
+            "the late command's answer",
+        )
+        assert decided.json()["balance"] == 10
+        retry = await client.post(
+            "/ledger/", json={"owner_id": owner_id, "operation": "CREDIT_ADD", "nonce": "late-1"}
+        )
+        assert retry.status_code == 200 and retry.json() == decided.json()
