@@ -30,7 +30,7 @@ class OutboxStore:
             " AS m(topic, key, value, headers) RETURNING id"
         )
         self._pending = (
-            f"SELECT id, topic, key, value, headers FROM {table}"
+            f"SELECT id, topic, key, value, headers::text AS headers FROM {table}"
             " WHERE consumer = $1 AND source_topic = $2 AND source_partition = $3"
             " ORDER BY id LIMIT $4"
         )
@@ -77,7 +77,9 @@ class OutboxStore:
                     topic=row["topic"],
                     key=row["key"],
                     value=row["value"],
-                    headers=tuple((name, bytes.fromhex(value)) for name, value in row["headers"]),
+                    headers=tuple(
+                        (name, bytes.fromhex(value)) for name, value in orjson.loads(row["headers"])
+                    ),
                 ),
             )
             for row in rows

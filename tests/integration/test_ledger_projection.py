@@ -1,0 +1,87 @@
+"""The ledger read model on real PostgreSQL: applying the same events again changes nothing."""
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from ledgerbus.operations import migrate_all
+from services.ledger.domain.catalog import build_catalogs
+from services.ledger.domain.model import Account, NewDecision, decide
+from services.ledger.projections.projector import LedgerViewProjector
+from services.ledger.projections.view_store import ViewStore
+from shared.contracts.envelope import build_envelope, encode_envelope
+from shared.contracts.ledger import ENTRY_RECORDED_V1, ENTRY_REJECTED_V1, EntryRecorded, RecordEntry
+from shared.infra.provision import Infrastructure
+from shared.kafka.partition_owner import PartitionBatch
+from shared.postgres.pool import create_pool
+from tests.support.records import consumer_record
+from tests.support.stacks import create_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+SHARED = {"DAILY_REWARD": 1, "SIGNUP_CREDIT": 3, "CREDIT_SPEND": -1, "CREDIT_ADD": 10}
+TOPIC = "ledger.events"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def pool(infrastructure: Infrastructure) -> AsyncIterator[asyncpg.Pool]:
+    dsn = await create_database(infrastructure.database_url)
+    await migrate_all(dsn)
+    pool = await create_pool(dsn)
+    yield pool
+    await pool.close()
+
+
+def event_log(count: int) -> list[bytes]:
+    """Events as the processor would emit them, for a few owners."""
+    catalog = build_catalogs(SHARED, {"healthai": SHARED}).apps["healthai"]
+    rng, accounts, values = random.Random(3), {}, []
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    for index in range(count):
+        owner = rng.choice(["ann", "bo", "cy"])
+        account = accounts.get(owner, Account("healthai", owner, 0, 0))
+        command = RecordEntry(app="healthai", owner_id=owner, operation=rng.choice(list(SHARED)), nonce=f"n{index}")
+        decision, accounts[owner] = decide(
+            command, account=account, prior=None, catalog=catalog, command_id=f"c{index}",
+            now=now + timedelta(seconds=index),
+        )  # fmt: skip
+        assert isinstance(decision, NewDecision)
+        kind = ENTRY_RECORDED_V1 if isinstance(decision.event, EntryRecorded) else ENTRY_REJECTED_V1
+        envelope = build_envelope(message_type=kind, source="tests", subject=f"healthai:{owner}", data=decision.event)
+        values.append(encode_envelope(envelope))
+    return values
+
+
+async def apply(pool: asyncpg.Pool, values: list[bytes], offsets: list[int]) -> list[str]:
+    projector = LedgerViewProjector(ViewStore())
+    batch = PartitionBatch(TOPIC, 0, [consumer_record(TOPIC, 0, o, b"k", v) for o, v in zip(offsets, values, strict=True)])
+    async with pool.acquire() as connection, connection.transaction():
+        result = await projector.handle(connection, batch)
+    return [dict(letter.headers)["error_code"].decode() for letter in result.dead_letters]
+
+
+async def snapshot(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    balances = await pool.fetch("SELECT * FROM ledger.balances ORDER BY app, owner_id")
+    entries = await pool.fetch("SELECT * FROM ledger.entries ORDER BY id")
+    return balances, entries
+
+
+async def test_a_replay_of_the_same_events_changes_nothing(pool: asyncpg.Pool) -> None:
+    values = event_log(60)
+    assert await apply(pool, values, list(range(60))) == []
+    first = await snapshot(pool)
+    assert len(first[0]) == 3 and len(first[1]) > 0
+    assert await apply(pool, values, list(range(60))) == []
+    assert await snapshot(pool) == first
+    repeated = values[10:20] + values[:5]
+    assert await apply(pool, repeated, list(range(60, 75))) == []
+    assert await snapshot(pool) == first
+
+
+async def test_an_invalid_event_is_dead_lettered_and_not_applied(pool: asyncpg.Pool) -> None:
+    before = await snapshot(pool)
+    assert await apply(pool, [b"{broken", b'{"specversion": "1.0"}'], [100, 101]) == ["invalid_json", "not_a_cloudevent"]
+    assert await snapshot(pool) == before

@@ -1,0 +1,75 @@
+"""Envelope parsing: every way a record can be wrong has its own code."""
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from shared.contracts.base import utc_now
+from shared.contracts.envelope import build_envelope, encode_envelope
+from shared.contracts.ledger import LEDGER_COMMANDS, RECORD_ENTRY_V1, RecordEntry
+from shared.contracts.registry import RECORD_VALUE_MAX_BYTES, ParsedMessage, RejectedRecord
+from shared.kafka.positions import PositionError, parse_position, reached
+
+
+def envelope_bytes(**data: object) -> bytes:
+    body = {"app": "healthai", "owner_id": "alice", "operation": "CREDIT_ADD", "nonce": "n1", **data}
+    return orjson.dumps(
+        {
+            "specversion": "1.0", "id": "c1", "source": "tests", "type": RECORD_ENTRY_V1,
+            "time": "2026-11-23T12:00:00+02:00", "data": body,
+        }  # fmt: skip
+    )
+
+
+def test_a_valid_command_parses_and_its_time_becomes_utc() -> None:
+    parsed = LEDGER_COMMANDS.parse(envelope_bytes())
+    assert isinstance(parsed, ParsedMessage)
+    assert parsed.data == RecordEntry(app="healthai", owner_id="alice", operation="CREDIT_ADD", nonce="n1")
+    assert parsed.envelope.time == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (b"", "empty_record"),
+        (b"x" * (RECORD_VALUE_MAX_BYTES + 1), "record_too_large"),
+        (b"{nope", "invalid_json"),
+        (b"[1, 2]", "not_a_cloudevent"),
+        (b'{"specversion": "1.0"}', "not_a_cloudevent"),
+        (envelope_bytes().replace(b"record_entry", b"other"), "unknown_type"),
+        (envelope_bytes(owner_id=""), "invalid_data"),
+        (envelope_bytes(extra="field"), "invalid_data"),
+        (envelope_bytes().replace(b"+02:00", b""), "not_a_cloudevent"),
+    ],
+)
+def test_each_kind_of_bad_record_has_its_code(value: bytes, code: str) -> None:
+    result = LEDGER_COMMANDS.parse(value)
+    assert isinstance(result, RejectedRecord)
+    assert result.code == code and result.message
+
+
+def test_contract_models_are_frozen_and_forbid_extra_fields() -> None:
+    entry = RecordEntry(app="healthai", owner_id="a", operation="CREDIT_ADD", nonce="n")
+    with pytest.raises(ValidationError):
+        RecordEntry(app="healthai", owner_id="a", operation="CREDIT_ADD", nonce="n", amount=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        entry.nonce = "other"  # type: ignore[misc]
+
+
+def test_an_encoded_envelope_round_trips() -> None:
+    data = RecordEntry(app="travelai", owner_id="b", operation="LOYALTY_BONUS", nonce="n")
+    envelope = build_envelope(message_type=RECORD_ENTRY_V1, source="tests", subject="travelai:b", data=data)
+    parsed = LEDGER_COMMANDS.parse(encode_envelope(envelope))
+    assert isinstance(parsed, ParsedMessage) and parsed.data == data
+    assert parsed.envelope.time <= utc_now()
+
+
+def test_positions_parse_and_compare() -> None:
+    assert parse_position("2:1041") == {2: 1041}
+    assert parse_position("2:5,3:77,2:9") == {2: 9, 3: 77}
+    assert reached({2: 1042}, {2: 1041}) and not reached({2: 1041}, {2: 1041})
+    for bad in ("", "2", "a:1", "2:-1"):
+        with pytest.raises(PositionError):
+            parse_position(bad)
