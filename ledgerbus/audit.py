@@ -48,16 +48,17 @@ async def _audit_one(service: str, settings: object, until: datetime | None) -> 
     from services.ledger.projections.audit import audit_ledger
     from shared.settings import PlatformSettings
 
-    assert isinstance(settings, PlatformSettings) and service == "ledger"
+    assert isinstance(settings, PlatformSettings)
+    assert service == "ledger"
     return await _with_progress(
         f"replaying {service}",
         lambda on_total, on_progress: audit_ledger(
             settings.postgres_dsn,
             settings.kafka_bootstrap_servers,
-            settings.ledgerbus_topic_prefix,
-            until,
-            on_total,
-            on_progress,
+            topic_prefix=settings.ledgerbus_topic_prefix,
+            until=until,
+            on_total=on_total,
+            on_progress=on_progress,
         ),
     )
 
@@ -66,7 +67,12 @@ async def _with_progress(
     label: str,
     work: Callable[[Callable[[int], None], Callable[[int], None]], Awaitable[T]],
 ) -> T:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=None)
         return await work(
@@ -78,7 +84,9 @@ async def _with_progress(
 def _print_report(report: AuditReport) -> None:
     status = "[green]MATCH[/green]" if report.matches else "[red]DIFFERENCES[/red]"
     table = Table(title=f"audit of {report.service}: {status}", show_header=False)
-    table.add_row("positions", ", ".join(f"{p}:{o}" for p, o in sorted(report.positions.items())) or "-")
+    table.add_row(
+        "positions", ", ".join(f"{p}:{o}" for p, o in sorted(report.positions.items())) or "-"
+    )
     table.add_row("events applied", str(report.events_applied))
     table.add_row("rows compared", str(report.rows_compared))
     table.add_row("differences", str(report.difference_count))
@@ -106,9 +114,9 @@ def run_rebuild(service: str) -> int:
                 lambda on_total, on_progress: rebuild_ledger(
                     settings.postgres_dsn,
                     settings.kafka_bootstrap_servers,
-                    settings.ledgerbus_topic_prefix,
-                    on_total,
-                    on_progress,
+                    topic_prefix=settings.ledgerbus_topic_prefix,
+                    on_total=on_total,
+                    on_progress=on_progress,
                 ),
             )
         )

@@ -41,7 +41,9 @@ app.add_typer(topics_app, name="topics")
 
 @topics_app.command("create")
 def create_topics_command(
-    definitions: Annotated[Path, typer.Option(help="Topic definitions file.")] = TOPIC_DEFINITIONS_PATH,
+    definitions: Annotated[
+        Path, typer.Option(help="Topic definitions file.")
+    ] = TOPIC_DEFINITIONS_PATH,
 ) -> None:
     """Create the topics of the definitions file that do not exist yet."""
     from ledgerbus.operations import create_all_topics
@@ -49,7 +51,9 @@ def create_topics_command(
 
     settings = load_settings()
     created = asyncio.run(
-        create_all_topics(settings.kafka_bootstrap_servers, settings.ledgerbus_topic_prefix, definitions)
+        create_all_topics(
+            settings.kafka_bootstrap_servers, settings.ledgerbus_topic_prefix, definitions
+        )
     )
     typer.echo("\n".join(f"created {name}" for name in created) or "all topics exist")
 

@@ -44,10 +44,11 @@ async def _run(settings: PlatformSettings) -> int:
     if broker_is_embedded:
         say("starting from clean state: the embedded broker keeps its log in memory only,")
         say("so the embedded PostgreSQL data is reset as well (checkpoints must match the log).")
+    state_directory = await asyncio.to_thread(STATE_DIRECTORY.resolve)
     provisioned = await asyncio.to_thread(
         provision,
         os.environ,
-        STATE_DIRECTORY.resolve(),
+        state_directory,
         kafka_port=settings.ledgerbus_kafka_port,
         clean=broker_is_embedded and database_is_embedded,
     )

@@ -34,7 +34,9 @@ class Stack:
     gateway_url: str
     ops_ports: dict[str, int] = field(default_factory=dict)
 
-    def spec(self, name: str, *, restart_on_exit: bool, extra: Mapping[str, str] = {}) -> ProcessSpec:
+    def spec(
+        self, name: str, *, restart_on_exit: bool, extra: Mapping[str, str] = {}
+    ) -> ProcessSpec:
         assert name in PROCESSES, name
         environment = {**self.environment, **extra}
         if name != "gateway" and name not in self.ops_ports:
@@ -96,7 +98,7 @@ async def wait_for_health(base_url: str, timeout_seconds: float) -> None:
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

@@ -102,7 +102,9 @@ async def _rows(
     connection: asyncpg.Connection, query: str, arguments: Sequence[Any]
 ) -> AsyncIterator[tuple[Any, ...]]:
     async for record in connection.cursor(query, *arguments, prefetch=CURSOR_PREFETCH_ROWS):
-        yield tuple(str(value) if type(value).__name__ == "UUID" else value for value in record.values())
+        yield tuple(
+            str(value) if type(value).__name__ == "UUID" else value for value in record.values()
+        )
 
 
 def _values(row: tuple[Any, ...], width: int) -> str:

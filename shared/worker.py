@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -105,14 +105,20 @@ def _ops_server(worker: Worker, settings: PlatformSettings) -> uvicorn.Server | 
     app = Starlette(routes=health_routes(worker.readiness))
     config = uvicorn.Config(
         app,
-        host="0.0.0.0" if settings.is_production else "127.0.0.1",  # noqa: S104
+        host="0.0.0.0" if settings.is_production else "127.0.0.1",
         port=settings.ledgerbus_ops_port,
         log_level="warning",
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return server
+    return _OpsServer(config)
+
+
+class _OpsServer(uvicorn.Server):
+    """uvicorn, minus its signal handling: the worker itself owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def _stop(
@@ -126,7 +132,9 @@ async def _stop(
         try:
             await asyncio.wait_for(step(), STOP_TIMEOUT_SECONDS)
         except Exception as error:
-            logger.warning("stop step failed", step=getattr(step, "__qualname__", "?"), error=repr(error))
+            logger.warning(
+                "stop step failed", step=getattr(step, "__qualname__", "?"), error=repr(error)
+            )
     if ops_server is not None and ops_task is not None:
         ops_server.should_exit = True
         with contextlib.suppress(Exception):

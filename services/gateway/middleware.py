@@ -5,7 +5,6 @@ Written as plain ASGI (not BaseHTTPMiddleware) because it sits on every request'
 
 import time
 import uuid
-from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,7 +53,7 @@ def _correlation_id(scope: Scope) -> str:
     return str(uuid.uuid4())
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route's path template, so metrics never get one label per owner id."""
     route = scope.get("route")
     path = getattr(route, "path", None)

@@ -1,6 +1,7 @@
 """Wiring for the ledger's processes. Nothing connects until a builder is awaited."""
 
 import logging
+
 from faststream.kafka import KafkaBroker
 
 from services.ledger.adapters.decision_store import DecisionStore
@@ -38,22 +39,33 @@ async def build_processor(settings: PlatformSettings, stop: StopSignal) -> Worke
         clock=utc_now,
     )
     return await _build(
-        settings, stop, ledger_settings, PROCESSOR_NAME, COMMANDS_TOPIC, handler,
-        "Decides RecordEntry commands against each account and nonce.",
-    )  # fmt: skip
+        settings,
+        stop,
+        ledger_settings=ledger_settings,
+        name=PROCESSOR_NAME,
+        topic=COMMANDS_TOPIC,
+        handler=handler,
+        description="Decides RecordEntry commands against each account and nonce.",
+    )
 
 
 async def build_projector(settings: PlatformSettings, stop: StopSignal) -> Worker:
     """ledger-projector: folds `ledger.events` into ledger.balances and ledger.entries."""
     return await _build(
-        settings, stop, LedgerSettings(), PROJECTOR_NAME, EVENTS_TOPIC,
-        LedgerViewProjector(ViewStore()), "Builds the balance and entry read models.",
-    )  # fmt: skip
+        settings,
+        stop,
+        ledger_settings=LedgerSettings(),
+        name=PROJECTOR_NAME,
+        topic=EVENTS_TOPIC,
+        handler=LedgerViewProjector(ViewStore()),
+        description="Builds the balance and entry read models.",
+    )
 
 
 async def _build(
     settings: PlatformSettings,
     stop: StopSignal,
+    *,
     ledger_settings: LedgerSettings,
     name: str,
     topic: str,
@@ -63,7 +75,9 @@ async def _build(
     pool = await create_pool(settings.postgres_dsn, application_name=name)
     producer = create_producer(settings.kafka_bootstrap_servers, client_id=name)
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, client_id=name, logger=logging.getLogger(f"faststream.{name}")
+        settings.kafka_bootstrap_servers,
+        client_id=name,
+        logger=logging.getLogger(f"faststream.{name}"),
     )
     log_end = LogEndProbe(settings.kafka_bootstrap_servers, client_id=f"{name}-log-end")
     owner = PartitionOwner(

@@ -9,7 +9,7 @@ from pydantic import Field
 from shared.contracts.base import ContractModel, Identifier, UtcDateTime, utc_now
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
-DATA_CONTENT_TYPE = "application/json"
+DATA_CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
 class CloudEvent(ContractModel):

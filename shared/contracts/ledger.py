@@ -79,9 +79,7 @@ LEDGER_COMMANDS = MessageRegistry(
 
 LEDGER_EVENTS = MessageRegistry(
     [
-        MessageType(
-            ENTRY_RECORDED_V1, MessageKind.EVENT, EntryRecorded, "An entry was recorded."
-        ),
+        MessageType(ENTRY_RECORDED_V1, MessageKind.EVENT, EntryRecorded, "An entry was recorded."),
         MessageType(
             ENTRY_REJECTED_V1, MessageKind.EVENT, EntryRejected, "A nonce's command was refused."
         ),

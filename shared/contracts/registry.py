@@ -79,7 +79,9 @@ class MessageRegistry:
         self._by_name: Mapping[str, MessageType] = MappingProxyType(by_name)
         envelopes = tuple(typed_envelope(message_type) for message_type in by_name.values())
         union: Any = envelopes[0] if len(envelopes) == 1 else Union[envelopes]  # noqa: UP007
-        discriminated: Any = union if len(envelopes) == 1 else Annotated[union, Field(discriminator="type")]
+        discriminated: Any = (
+            union if len(envelopes) == 1 else Annotated[union, Field(discriminator="type")]
+        )
         self._adapter: TypeAdapter[CloudEvent] = TypeAdapter(discriminated)
 
     def __contains__(self, name: object) -> bool:

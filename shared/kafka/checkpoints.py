@@ -67,7 +67,9 @@ class CheckpointStore:
         )
         return status == "UPDATE 1"
 
-    async def read(self, connection: asyncpg.Connection, topic: str, partition: int) -> Claim | None:
+    async def read(
+        self, connection: asyncpg.Connection, topic: str, partition: int
+    ) -> Claim | None:
         row = await connection.fetchrow(self._read, self.consumer, topic, partition)
         return None if row is None else Claim(row["next_offset"], row["epoch"], row["generation"])
 

@@ -21,7 +21,9 @@ class LagReader:
     async def end_offsets(self, topic: str) -> dict[int, int]:
         return await self._probe.topic_end_offsets(topic)
 
-    async def lag(self, consumer: str, topic: str, checkpoints: Mapping[int, int]) -> dict[str, int]:
+    async def lag(
+        self, consumer: str, topic: str, checkpoints: Mapping[int, int]
+    ) -> dict[str, int]:
         """Records not yet applied, per partition and in total; also exported as a gauge."""
         ends = await self.end_offsets(topic)
         per_partition = {

@@ -40,7 +40,7 @@ class LogEndProbe:
     async def partitions(self, topic: str) -> list[TopicPartition]:
         known = self._consumer.partitions_for_topic(topic)
         if not known:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             known = self._consumer.partitions_for_topic(topic) or set()
         return [TopicPartition(topic, partition) for partition in sorted(known)]
 
@@ -56,7 +56,9 @@ class LogEndProbe:
                 self._consumer.seek(tp, reported[tp] - 1)
             deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
             while pending and time.monotonic() < deadline:
-                fetched = await self._consumer.getmany(*pending, timeout_ms=PROBE_FETCH_MILLISECONDS)
+                fetched = await self._consumer.getmany(
+                    *pending, timeout_ms=PROBE_FETCH_MILLISECONDS
+                )
                 for tp, records in fetched.items():
                     if records:
                         ends[tp] = max(ends[tp], records[-1].offset + 1)

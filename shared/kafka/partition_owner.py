@@ -22,7 +22,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -45,7 +45,7 @@ OUTBOX_SWEEP_INTERVAL_SECONDS = 1.0
 """How often leftovers (a failed publish, a crashed predecessor) are retried when idle."""
 DEAD_LETTER_REASON_MAX_CHARACTERS = 500
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 logger = get_logger(__name__)
 
 

@@ -42,7 +42,8 @@ class _OwnerListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner.on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        assert self.subscriber is not None and self.subscriber.consumer is not None
+        assert self.subscriber is not None
+        assert self.subscriber.consumer is not None
         await self.owner.on_assigned(self.subscriber.consumer, list(assigned))
 
 

@@ -22,7 +22,9 @@ PROCESSING_FAILURES = Counter(
     ["consumer", "retryable"],
 )
 FENCED = Counter(
-    "ledgerbus_fenced_total", "Batches refused because another owner claimed the partition.", ["consumer"]
+    "ledgerbus_fenced_total",
+    "Batches refused because another owner claimed the partition.",
+    ["consumer"],
 )
 DEAD_LETTERS = Counter(
     "ledgerbus_dead_letters_total", "Records sent to a dead-letter topic.", ["consumer", "code"]

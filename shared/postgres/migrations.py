@@ -43,7 +43,9 @@ def discover(folder: Path) -> list[Migration]:
         migrations.append(Migration(int(match.group(1)), path.name, path.read_text()))
     for expected, migration in enumerate(migrations, start=1):
         if migration.version != expected:
-            raise MigrationError(f"{folder}: expected migration {expected:04d}, found {migration.name}")
+            raise MigrationError(
+                f"{folder}: expected migration {expected:04d}, found {migration.name}"
+            )
     return migrations
 
 
@@ -59,7 +61,9 @@ async def migrate(connection: asyncpg.Connection, schema: str, folder: Path) -> 
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        rows = await connection.fetch(f'SELECT version, name, checksum FROM "{schema}".schema_migrations')
+        rows = await connection.fetch(
+            f'SELECT version, name, checksum FROM "{schema}".schema_migrations'
+        )
         known = {row["version"]: row for row in rows}
         for migration in migrations:
             existing = known.get(migration.version)

@@ -33,7 +33,10 @@ class NotificationHub:
         self.connected = asyncio.Event()
 
     def subscribe(
-        self, channel: str, callback: PayloadCallback, on_reconnect: Callable[[], None] | None = None
+        self,
+        channel: str,
+        callback: PayloadCallback,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         """Register before `start`; callbacks run on the event loop and must not block."""
         assert self._task is None, "subscribe before start"

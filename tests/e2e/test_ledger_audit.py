@@ -49,12 +49,16 @@ async def test_audit_matches_then_names_a_tampered_owner_then_rebuild_repairs(
         await record(client, owners[1], "CONTENT_CREATION")
         await caught_up(client)
         report_path = tmp_path / "audit.json"
-        clean = await ledgerbus(environment_of(ledger), "audit", "--service", "ledger", "--json", str(report_path))
+        clean = await ledgerbus(
+            environment_of(ledger), "audit", "--service", "ledger", "--json", str(report_path)
+        )
         assert clean.exit_code == 0, clean.output
         report = json.loads(report_path.read_text())[0]
         assert report["status"] == "match" and report["events_applied"] >= 8
 
-        as_of = await ledgerbus(environment_of(ledger), "audit", "--service", "ledger", "--until", cut.isoformat())
+        as_of = await ledgerbus(
+            environment_of(ledger), "audit", "--service", "ledger", "--until", cut.isoformat()
+        )
         assert as_of.exit_code == 0, as_of.output
 
         victim = owners[2]

@@ -29,7 +29,9 @@ SMALL_BATCHES = {"LEDGER_BATCH_MAX_RECORDS": "20", "LEDGER_SESSION_TIMEOUT_MILLI
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def stack(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LedgerStack]:
+async def stack(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LedgerStack]:
     log_path = tmp_path_factory.mktemp("faults") / "stack.log"
     ledger = await new_ledger_stack(infrastructure, log_path, SMALL_BATCHES)
     with log_path.open("w") as sink:
@@ -43,7 +45,11 @@ async def stack(infrastructure: Infrastructure, tmp_path_factory: pytest.TempPat
 async def trickle(ledger: LedgerStack, workload: Workload) -> None:
     records = workload.records
     for start in range(0, len(records), PUBLISH_CHUNK):
-        await publish(ledger.bootstrap, ledger.topic("ledger.commands"), records[start : start + PUBLISH_CHUNK])
+        await publish(
+            ledger.bootstrap,
+            ledger.topic("ledger.commands"),
+            records[start : start + PUBLISH_CHUNK],
+        )
         await asyncio.sleep(PUBLISH_PAUSE_SECONDS)
 
 
@@ -54,9 +60,11 @@ async def outcomes(ledger: LedgerStack) -> int:
 
 async def assert_everything_once(ledger: LedgerStack, workload: Workload) -> None:
     await eventually(
-        lambda: outcomes(ledger), lambda n: n == len(workload.command_ids),
-        "every command to have its answer", SETTLE_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        lambda: outcomes(ledger),
+        lambda n: n == len(workload.command_ids),
+        "every command to have its answer",
+        SETTLE_TIMEOUT_SECONDS,
+    )
     answered = await ledger.fetch("SELECT command_id FROM ledger.command_outcomes")
     assert {row["command_id"] for row in answered} == workload.command_ids
     fold = await fold_events(ledger)
@@ -66,8 +74,9 @@ async def assert_everything_once(ledger: LedgerStack, workload: Workload) -> Non
     await eventually(
         lambda: ledger.fetch("SELECT app, owner_id, balance FROM ledger.balances"),
         lambda rows: {(r["app"], r["owner_id"]): r["balance"] for r in rows} == fold.balances,
-        "the read model to equal the fold of the log", SETTLE_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        "the read model to equal the fold of the log",
+        SETTLE_TIMEOUT_SECONDS,
+    )
     failed = await ledger.fetch("SELECT count(*) AS n FROM ledger.outbox")
     assert failed[0]["n"] == 0, "every decided event was published"
     audit = await ledgerbus({**os.environ, **ledger.environment}, "audit", "--service", "ledger")

@@ -13,22 +13,42 @@ from tests.support.stacks import TRAVELAI_KEY, LedgerStack, read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
-ENTRY_FIELDS = {"id", "app", "owner_id", "operation", "amount", "nonce", "created_on", "balance", "position"}
+ENTRY_FIELDS = {
+    "id",
+    "app",
+    "owner_id",
+    "operation",
+    "amount",
+    "nonce",
+    "created_on",
+    "balance",
+    "position",
+}
 HEALTHAI_OPERATIONS = {
-    "DAILY_REWARD": 1, "SIGNUP_CREDIT": 3, "CREDIT_SPEND": -1, "CREDIT_ADD": 10,
-    "CONTENT_CREATION": -5, "CONTENT_ACCESS": 0,
-}  # fmt: skip
+    "DAILY_REWARD": 1,
+    "SIGNUP_CREDIT": 3,
+    "CREDIT_SPEND": -1,
+    "CREDIT_ADD": 10,
+    "CONTENT_CREATION": -5,
+    "CONTENT_ACCESS": 0,
+}
 TRAVELAI_OPERATIONS = {
-    "DAILY_REWARD": 1, "SIGNUP_CREDIT": 3, "CREDIT_SPEND": -1, "CREDIT_ADD": 10,
-    "BOOKING_REWARD": 5, "LOYALTY_BONUS": 2,
-}  # fmt: skip
+    "DAILY_REWARD": 1,
+    "SIGNUP_CREDIT": 3,
+    "CREDIT_SPEND": -1,
+    "CREDIT_ADD": 10,
+    "BOOKING_REWARD": 5,
+    "LOYALTY_BONUS": 2,
+}
 
 
 def owner() -> str:
     return f"owner-{uuid.uuid4().hex[:10]}"
 
 
-async def post_entry(client: httpx.AsyncClient, owner_id: str, operation: str, nonce: str) -> httpx.Response:
+async def post_entry(
+    client: httpx.AsyncClient, owner_id: str, operation: str, nonce: str
+) -> httpx.Response:
     return await client.post(
         "/ledger/", json={"owner_id": owner_id, "operation": operation, "nonce": nonce}
     )
@@ -60,12 +80,17 @@ async def test_an_entry_is_created_with_every_field(ledger: LedgerStack) -> None
         balance = await client.get(f"/ledger/{owner_id}", params={"min_position": body["position"]})
         assert balance.status_code == 200
         assert balance.json() == {
-            "owner_id": owner_id, "app": "healthai", "balance": 10,
-            "last_updated": body["created_on"], "position": body["position"],
-        }  # fmt: skip
+            "owner_id": owner_id,
+            "app": "healthai",
+            "balance": 10,
+            "last_updated": body["created_on"],
+            "position": body["position"],
+        }
 
 
-async def test_the_same_nonce_and_body_answers_200_with_the_identical_body(ledger: LedgerStack) -> None:
+async def test_the_same_nonce_and_body_answers_200_with_the_identical_body(
+    ledger: LedgerStack,
+) -> None:
     owner_id, nonce = owner(), uuid.uuid4().hex
     async with ledger.client() as client:
         first = await post_entry(client, owner_id, "SIGNUP_CREDIT", nonce)
@@ -93,25 +118,39 @@ async def test_a_nonce_is_unique_within_its_app_only(ledger: LedgerStack) -> Non
         response = await post_entry(travelai, owner_id, "BOOKING_REWARD", nonce)
         assert response.status_code == 201
         assert response.json()["balance"] == 5
-        healthai_balance = (await healthai.get(f"/ledger/{owner_id}", params={"min_position": response.json()["position"]})).json()
-        travelai_balance = (await travelai.get(f"/ledger/{owner_id}", params={"min_position": response.json()["position"]})).json()
+        healthai_balance = (
+            await healthai.get(
+                f"/ledger/{owner_id}", params={"min_position": response.json()["position"]}
+            )
+        ).json()
+        travelai_balance = (
+            await travelai.get(
+                f"/ledger/{owner_id}", params={"min_position": response.json()["position"]}
+            )
+        ).json()
     assert (healthai_balance["balance"], travelai_balance["balance"]) == (10, 5)
 
 
-async def test_insufficient_balance_is_409_and_a_retry_gets_the_same_409(ledger: LedgerStack) -> None:
+async def test_insufficient_balance_is_409_and_a_retry_gets_the_same_409(
+    ledger: LedgerStack,
+) -> None:
     owner_id, spend_nonce = owner(), uuid.uuid4().hex
     async with ledger.client() as client:
         refused = await post_entry(client, owner_id, "CONTENT_CREATION", spend_nonce)
         assert refused.status_code == 409
         assert refused.json()["code"] == "insufficient_balance"
-        assert (await post_entry(client, owner_id, "CREDIT_ADD", uuid.uuid4().hex)).status_code == 201
+        assert (
+            await post_entry(client, owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+        ).status_code == 201
         retried = await post_entry(client, owner_id, "CONTENT_CREATION", spend_nonce)
         assert retried.status_code == 409 and retried.content == refused.content
         fresh = await post_entry(client, owner_id, "CONTENT_CREATION", uuid.uuid4().hex)
         assert fresh.status_code == 201 and fresh.json()["balance"] == 5
 
 
-async def test_an_operation_outside_the_catalog_is_422_unknown_operation(ledger: LedgerStack) -> None:
+async def test_an_operation_outside_the_catalog_is_422_unknown_operation(
+    ledger: LedgerStack,
+) -> None:
     async with ledger.client() as client:
         for operation in ("BOOKING_REWARD", "credit_add", "NOPE"):
             response = await post_entry(client, owner(), operation, uuid.uuid4().hex)
@@ -139,8 +178,12 @@ async def test_an_owner_without_entries_has_balance_zero(ledger: LedgerStack) ->
         response = await client.get(f"/ledger/{owner_id}")
     assert response.status_code == 200
     assert response.json() == {
-        "owner_id": owner_id, "app": "healthai", "balance": 0, "last_updated": None, "position": None,
-    }  # fmt: skip
+        "owner_id": owner_id,
+        "app": "healthai",
+        "balance": 0,
+        "last_updated": None,
+        "position": None,
+    }
 
 
 async def test_entries_come_newest_first_and_page_with_before(ledger: LedgerStack) -> None:
@@ -152,10 +195,18 @@ async def test_entries_come_newest_first_and_page_with_before(ledger: LedgerStac
             assert response.status_code == 201
             created.append(response.json())
         last = created[-1]["position"]
-        page = (await client.get(f"/ledger/{owner_id}/entries", params={"limit": 3, "min_position": last})).json()
-        assert [entry["id"] for entry in page["entries"]] == [e["id"] for e in reversed(created)][:3]
+        page = (
+            await client.get(
+                f"/ledger/{owner_id}/entries", params={"limit": 3, "min_position": last}
+            )
+        ).json()
+        assert [entry["id"] for entry in page["entries"]] == [e["id"] for e in reversed(created)][
+            :3
+        ]
         assert page["entries"][0] == created[-1]
-        rest = (await client.get(f"/ledger/{owner_id}/entries", params={"before": page["next_before"]})).json()
+        rest = (
+            await client.get(f"/ledger/{owner_id}/entries", params={"before": page["next_before"]})
+        ).json()
         assert [entry["id"] for entry in rest["entries"]] == [created[0]["id"]]
         assert rest["next_before"] is None
 
@@ -172,20 +223,29 @@ async def test_a_read_waits_for_min_position_then_answers_504(ledger: LedgerStac
 async def test_fifty_concurrent_spends_on_a_balance_of_ten(ledger: LedgerStack) -> None:
     owner_id = owner()
     async with ledger.client() as client:
-        assert (await post_entry(client, owner_id, "CREDIT_ADD", uuid.uuid4().hex)).status_code == 201
+        assert (
+            await post_entry(client, owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+        ).status_code == 201
         responses = await asyncio.gather(
             *(post_entry(client, owner_id, "CREDIT_SPEND", uuid.uuid4().hex) for _ in range(50))
         )
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [201] * 10 + [409] * 40
-        assert all(r.json()["code"] == "insufficient_balance" for r in responses if r.status_code == 409)
-        last = max((r.json()["position"] for r in responses if r.status_code == 201), key=lambda p: int(p.split(":")[1]))
+        assert all(
+            r.json()["code"] == "insufficient_balance" for r in responses if r.status_code == 409
+        )
+        last = max(
+            (r.json()["position"] for r in responses if r.status_code == 201),
+            key=lambda p: int(p.split(":")[1]),
+        )
         final = await client.get(f"/ledger/{owner_id}", params={"min_position": last})
         assert final.json()["balance"] == 0
     spends = [
-        event for event in await _events_of(ledger, owner_id)
-        if event["type"] == "ledger.entry_recorded.v1" and event["data"]["operation"] == "CREDIT_SPEND"
-    ]  # fmt: skip
+        event
+        for event in await _events_of(ledger, owner_id)
+        if event["type"] == "ledger.entry_recorded.v1"
+        and event["data"]["operation"] == "CREDIT_SPEND"
+    ]
     assert len(spends) == 10
     assert len({event["id"] for event in spends}) == 10
 
@@ -200,7 +260,9 @@ async def test_one_nonce_sent_twenty_times_at_once(ledger: LedgerStack) -> None:
         assert statuses == [200] * 19 + [201]
         assert len({response.content for response in responses}) == 1
         position = responses[0].json()["position"]
-        entries = (await client.get(f"/ledger/{owner_id}/entries", params={"min_position": position})).json()
+        entries = (
+            await client.get(f"/ledger/{owner_id}/entries", params={"min_position": position})
+        ).json()
     assert len(entries["entries"]) == 1
     recorded = [e for e in await _events_of(ledger, owner_id) if e["data"]["nonce"] == nonce]
     assert len({event["id"] for event in recorded}) == 1

@@ -28,12 +28,16 @@ async def entries_of(client: httpx.AsyncClient, owner_id: str) -> list[dict[str,
 def produce_with_librdkafka(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     delivered: list[object] = []
-    producer.produce(topic, key=key, value=value, on_delivery=lambda error, _: delivered.append(error))
+    producer.produce(
+        topic, key=key, value=value, on_delivery=lambda error, _: delivered.append(error)
+    )
     assert producer.flush(CONFLUENT_FLUSH_TIMEOUT_SECONDS) == 0
     assert delivered == [None]
 
 
-async def test_a_command_from_confluent_kafka_has_the_same_effect_as_http(ledger: LedgerStack) -> None:
+async def test_a_command_from_confluent_kafka_has_the_same_effect_as_http(
+    ledger: LedgerStack,
+) -> None:
     via_kafka, via_http = f"kafka-{uuid.uuid4().hex[:8]}", f"http-{uuid.uuid4().hex[:8]}"
     key, value = record_entry_command("healthai", via_kafka, "CREDIT_ADD", uuid.uuid4().hex)
     await asyncio.to_thread(
@@ -41,26 +45,36 @@ async def test_a_command_from_confluent_kafka_has_the_same_effect_as_http(ledger
     )
     async with ledger.client() as client:
         response = await client.post(
-            "/ledger/", json={"owner_id": via_http, "operation": "CREDIT_ADD", "nonce": uuid.uuid4().hex}
+            "/ledger/",
+            json={"owner_id": via_http, "operation": "CREDIT_ADD", "nonce": uuid.uuid4().hex},
         )
         assert response.status_code == 201
-        await eventually(lambda: balance_of(client, via_kafka), lambda b: b == 10, "the Kafka command")
+        await eventually(
+            lambda: balance_of(client, via_kafka), lambda b: b == 10, "the Kafka command"
+        )
         kafka_entries = await entries_of(client, via_kafka)
-        http_entries = await eventually(lambda: entries_of(client, via_http), bool, "the HTTP entry")
+        http_entries = await eventually(
+            lambda: entries_of(client, via_http), bool, "the HTTP entry"
+        )
     comparable = ("app", "operation", "amount", "balance")
     assert [{k: e[k] for k in comparable} for e in kafka_entries] == [
         {k: e[k] for k in comparable} for e in http_entries
     ]
     stored = await ledger.fetch(
-        "SELECT status FROM ledger.command_outcomes WHERE command_id = $1", orjson.loads(value)["id"]
+        "SELECT status FROM ledger.command_outcomes WHERE command_id = $1",
+        orjson.loads(value)["id"],
     )
     assert [row["status"] for row in stored] == [201]
 
 
-async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(ledger: LedgerStack) -> None:
+async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(
+    ledger: LedgerStack,
+) -> None:
     owner_id = f"dlq-{uuid.uuid4().hex[:8]}"
     key = f"healthai:{owner_id}".encode()
-    good_key, good_value = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    good_key, good_value = record_entry_command(
+        "healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex
+    )
     _, unknown_operation = record_entry_command("healthai", owner_id, "BOOKING_REWARD", "n-unknown")
     _, wrong_key = record_entry_command("healthai", "someone-else", "CREDIT_ADD", "n-wrong-key")
     not_a_cloudevent = orjson.dumps({"hello": "world"})
@@ -72,9 +86,13 @@ async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(l
         (key, unknown_operation),
         (key, wrong_key),
     ]
-    await publish(ledger.bootstrap, ledger.topic("ledger.commands"), [*bad_records, (good_key, good_value)])
+    await publish(
+        ledger.bootstrap, ledger.topic("ledger.commands"), [*bad_records, (good_key, good_value)]
+    )
     async with ledger.client() as client:
-        await eventually(lambda: balance_of(client, owner_id), lambda b: b == 10, "the good command")
+        await eventually(
+            lambda: balance_of(client, owner_id), lambda b: b == 10, "the good command"
+        )
     dead = await eventually(
         lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
         lambda records: len([r for r in records if r.key == key]) >= len(bad_records),
@@ -82,6 +100,12 @@ async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(l
     )
     mine = [record for record in dead if record.key == key]
     codes = [dict(record.headers)["error_code"].decode() for record in mine]
-    assert codes == ["invalid_json", "not_a_cloudevent", "unknown_type", "unknown_operation", "key_mismatch"]
+    assert codes == [
+        "invalid_json",
+        "not_a_cloudevent",
+        "unknown_type",
+        "unknown_operation",
+        "key_mismatch",
+    ]
     assert [record.value for record in mine] == [value for _, value in bad_records]
     assert all(dict(record.headers)["error_message"] for record in mine)

@@ -21,23 +21,38 @@ INFRASTRUCTURE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_UR
 
 async def run_once(workdir: Path, stop_signal: int) -> None:
     environment = {k: v for k, v in os.environ.items() if k not in INFRASTRUCTURE_VARIABLES}
-    environment |= {"LEDGERBUS_KAFKA_PORT": str(free_port()), "LEDGERBUS_HTTP_PORT": str(free_port())}
+    environment |= {
+        "LEDGERBUS_KAFKA_PORT": str(free_port()),
+        "LEDGERBUS_HTTP_PORT": str(free_port()),
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ledgerbus", "dev", cwd=workdir, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "ledgerbus",
+        "dev",
+        cwd=workdir,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output = asyncio.create_task(process.stdout.read())  # type: ignore[union-attr]
     dev_env = workdir / ".ledgerbus" / "dev.env"
     try:
         await eventually(_exists(dev_env), bool, "dev.env", START_TIMEOUT_SECONDS)
         values = dict(line.split("=", 1) for line in dev_env.read_text().splitlines())
-        assert set(values) >= {"GATEWAY_URL", "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL"}
+        assert set(values) >= {
+            "GATEWAY_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "DATABASE_URL",
+            "REDIS_URL",
+        }
         async with httpx.AsyncClient(base_url=values["GATEWAY_URL"], timeout=30) as client:
             assert (await client.get("/health")).status_code == 200
             response = await client.post(
-                "/ledger/", headers={"X-Api-Key": "dev-healthai-key"},
+                "/ledger/",
+                headers={"X-Api-Key": "dev-healthai-key"},
                 json={"owner_id": "dev-user", "operation": "SIGNUP_CREDIT", "nonce": "signup"},
-            )  # fmt: skip
+            )
             assert response.status_code == 201, response.text
         descendants = psutil.Process(process.pid).children(recursive=True)
         assert len(descendants) >= 6, [child.cmdline() for child in descendants]
@@ -47,14 +62,18 @@ async def run_once(workdir: Path, stop_signal: int) -> None:
     text = (await output).decode(errors="replace")
     assert exit_code == 0, text[-3000:]
     assert "starting from clean state" in text and "stopped; nothing left running." in text
-    alive = [child for child in descendants if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    alive = [
+        child
+        for child in descendants
+        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    ]
     assert alive == [], [child.cmdline() for child in alive]
     assert not dev_env.exists()
 
 
 def _exists(path: Path):  # type: ignore[no-untyped-def]
     async def check() -> bool:
-        return path.exists()
+        return await asyncio.to_thread(path.exists)
 
     return check
 

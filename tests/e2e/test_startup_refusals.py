@@ -33,13 +33,19 @@ async def test_a_catalog_lacking_a_shared_operation_stops_the_service(
 ) -> None:
     catalog = tmp_path / "catalogs.toml"
     catalog.write_text(CATALOG_WITHOUT_CREDIT_ADD)
-    environment = {**os.environ, **infrastructure.environment(), "LEDGER_CATALOG_FILE": str(catalog)}
+    environment = {
+        **os.environ,
+        **infrastructure.environment(),
+        "LEDGER_CATALOG_FILE": str(catalog),
+    }
     result = await ledgerbus(environment, "run", process, timeout_seconds=60)
     assert result.exit_code == 2, result.output
     assert "'healthai' lacks the shared operations: CREDIT_ADD" in result.output
 
 
-async def test_production_refuses_dev_secrets_and_names_them(infrastructure: Infrastructure) -> None:
+async def test_production_refuses_dev_secrets_and_names_them(
+    infrastructure: Infrastructure,
+) -> None:
     unset = ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_APP_KEYS")
     environment = {
         name: value
@@ -63,7 +69,9 @@ async def test_a_checkpoint_past_the_end_of_the_log_is_refused_not_skipped(
         " SELECT 'ledger-processor', $1, p, 1000 FROM generate_series(0, 3) AS p",
         stack.topic("ledger.commands"),
     )
-    result = await ledgerbus({**os.environ, **stack.environment}, "run", "ledger-processor", timeout_seconds=90)
+    result = await ledgerbus(
+        {**os.environ, **stack.environment}, "run", "ledger-processor", timeout_seconds=90
+    )
     assert result.exit_code == 3, result.output
     assert "Refusing to skip" in result.output
     assert "offset 1000, but the log ends at 0" in result.output

@@ -12,7 +12,9 @@ from tests.support.publisher_contract import capture, publish_and_check
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def test_a_command_is_a_cloudevent_keyed_by_its_aggregate(infrastructure: Infrastructure) -> None:
+async def test_a_command_is_a_cloudevent_keyed_by_its_aggregate(
+    infrastructure: Infrastructure,
+) -> None:
     topic = f"publisher-{uuid.uuid4().hex[:8]}.ledger.commands"
     await create_topics(infrastructure.kafka_bootstrap_servers, [TopicDefinition(topic, 4, 1)])
     broker = KafkaBroker(infrastructure.kafka_bootstrap_servers)

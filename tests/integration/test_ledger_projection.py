@@ -38,26 +38,39 @@ async def pool(infrastructure: Infrastructure) -> AsyncIterator[asyncpg.Pool]:
 def event_log(count: int) -> list[bytes]:
     """Events as the processor would emit them, for a few owners."""
     catalog = build_catalogs(SHARED, {"healthai": SHARED}).apps["healthai"]
-    rng, accounts, values = random.Random(3), {}, []
+    rng, values = random.Random(3), []
+    accounts: dict[str, Account] = {}
     now = datetime(2026, 11, 23, tzinfo=UTC)
     for index in range(count):
         owner = rng.choice(["ann", "bo", "cy"])
         account = accounts.get(owner, Account("healthai", owner, 0, 0))
-        command = RecordEntry(app="healthai", owner_id=owner, operation=rng.choice(list(SHARED)), nonce=f"n{index}")
+        command = RecordEntry(
+            app="healthai", owner_id=owner, operation=rng.choice(list(SHARED)), nonce=f"n{index}"
+        )
         decision, accounts[owner] = decide(
-            command, account=account, prior=None, catalog=catalog, command_id=f"c{index}",
+            command,
+            account=account,
+            prior=None,
+            catalog=catalog,
+            command_id=f"c{index}",
             now=now + timedelta(seconds=index),
-        )  # fmt: skip
+        )
         assert isinstance(decision, NewDecision)
         kind = ENTRY_RECORDED_V1 if isinstance(decision.event, EntryRecorded) else ENTRY_REJECTED_V1
-        envelope = build_envelope(message_type=kind, source="tests", subject=f"healthai:{owner}", data=decision.event)
+        envelope = build_envelope(
+            message_type=kind, source="tests", subject=f"healthai:{owner}", data=decision.event
+        )
         values.append(encode_envelope(envelope))
     return values
 
 
 async def apply(pool: asyncpg.Pool, values: list[bytes], offsets: list[int]) -> list[str]:
     projector = LedgerViewProjector(ViewStore())
-    batch = PartitionBatch(TOPIC, 0, [consumer_record(TOPIC, 0, o, b"k", v) for o, v in zip(offsets, values, strict=True)])
+    batch = PartitionBatch(
+        TOPIC,
+        0,
+        [consumer_record(TOPIC, 0, o, b"k", v) for o, v in zip(offsets, values, strict=True)],
+    )
     async with pool.acquire() as connection, connection.transaction():
         result = await projector.handle(connection, batch)
     return [dict(letter.headers)["error_code"].decode() for letter in result.dead_letters]
@@ -83,5 +96,8 @@ async def test_a_replay_of_the_same_events_changes_nothing(pool: asyncpg.Pool) -
 
 async def test_an_invalid_event_is_dead_lettered_and_not_applied(pool: asyncpg.Pool) -> None:
     before = await snapshot(pool)
-    assert await apply(pool, [b"{broken", b'{"specversion": "1.0"}'], [100, 101]) == ["invalid_json", "not_a_cloudevent"]
+    assert await apply(pool, [b"{broken", b'{"specversion": "1.0"}'], [100, 101]) == [
+        "invalid_json",
+        "not_a_cloudevent",
+    ]
     assert await snapshot(pool) == before

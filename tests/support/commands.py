@@ -15,14 +15,19 @@ class Completed:
 
 
 async def ledgerbus(
-    environment: Mapping[str, str], *arguments: str, timeout_seconds: float = COMMAND_TIMEOUT_SECONDS
+    environment: Mapping[str, str],
+    *arguments: str,
+    timeout_seconds: float = COMMAND_TIMEOUT_SECONDS,
 ) -> Completed:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ledgerbus", *arguments,
+        sys.executable,
+        "-m",
+        "ledgerbus",
+        *arguments,
         env=dict(environment),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout_seconds)
     except TimeoutError:

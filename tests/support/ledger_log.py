@@ -32,9 +32,11 @@ def make_workload(count: int, owners: int, seed: int) -> Workload:
         if sent and roll < 0.03:
             record = rng.choice(sent)  # the same record sent twice: a retried send that landed
         elif sent and roll < 0.08:
-            key, value = rng.choice(sent)  # the same nonce and body under a new command id
+            _, value = rng.choice(sent)  # the same nonce and body under a new command id
             data = orjson.loads(value)["data"]
-            record = record_entry_command(data["app"], data["owner_id"], data["operation"], data["nonce"])
+            record = record_entry_command(
+                data["app"], data["owner_id"], data["operation"], data["nonce"]
+            )
         else:
             record = record_entry_command(
                 "healthai", rng.choice(names), rng.choice(operations), secrets.token_hex(8)

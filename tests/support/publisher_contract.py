@@ -20,7 +20,9 @@ def capture(broker: KafkaBroker, topic: str) -> list[tuple[bytes | None, bytes, 
 
     @broker.subscriber(topic, auto_offset_reset="earliest")
     async def keep(body: Any, message: KafkaMessage) -> None:
-        received.append((message.raw_message.key, message.raw_message.value, message.headers))
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        received.append((record.key, record.value, message.headers))
 
     return received
 

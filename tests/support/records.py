@@ -6,12 +6,22 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 
-def consumer_record(topic: str, partition: int, offset: int, key: bytes, value: bytes) -> ConsumerRecord[bytes, bytes]:
+def consumer_record(
+    topic: str, partition: int, offset: int, key: bytes, value: bytes
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic=topic, partition=partition, offset=offset, timestamp=0, timestamp_type=0,
-        key=key, value=value, checksum=None, serialized_key_size=len(key),
-        serialized_value_size=len(value), headers=(),
-    )  # fmt: skip
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
+        headers=(),
+    )
 
 
 @dataclass
@@ -29,7 +39,9 @@ class DrivenConsumer:
         self.commits.append(dict(offsets))
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {partition: self.log_end for partition in partitions}
+        return dict.fromkeys(partitions, self.log_end)
 
-    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {partition: 0 for partition in partitions}
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)

@@ -19,8 +19,8 @@ from aiokafka.structs import ConsumerRecord
 
 from ledgerbus.stack import Stack, prepare, start_stack
 from shared.infra.process_group import ProcessGroup
-from shared.kafka.log_end import LogEndProbe
 from shared.infra.provision import Infrastructure
+from shared.kafka.log_end import LogEndProbe
 from tests.support.waiting import eventually
 
 HEALTHAI_KEY = "dev-healthai-key"
@@ -119,9 +119,11 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
             ]
@@ -154,7 +156,9 @@ async def publish(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) 
         await producer.stop()
 
 
-def record_entry_command(app: str, owner_id: str, operation: str, nonce: str, command_id: str | None = None) -> tuple[bytes, bytes]:
+def record_entry_command(
+    app: str, owner_id: str, operation: str, nonce: str, command_id: str | None = None
+) -> tuple[bytes, bytes]:
     """A `ledger.record_entry.v1` CloudEvent as an outside producer would publish it."""
     value = {
         "specversion": "1.0",

@@ -23,5 +23,7 @@ async def eventually(
         if accept(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds:g} s waiting for {description}; last: {value!r}")
+            raise AssertionError(
+                f"timed out after {timeout_seconds:g} s waiting for {description}; last: {value!r}"
+            )
         await asyncio.sleep(POLL_INTERVAL_SECONDS)

@@ -14,19 +14,31 @@ from shared.kafka.positions import PositionError, parse_position, reached
 
 
 def envelope_bytes(**data: object) -> bytes:
-    body = {"app": "healthai", "owner_id": "alice", "operation": "CREDIT_ADD", "nonce": "n1", **data}
+    body = {
+        "app": "healthai",
+        "owner_id": "alice",
+        "operation": "CREDIT_ADD",
+        "nonce": "n1",
+        **data,
+    }
     return orjson.dumps(
         {
-            "specversion": "1.0", "id": "c1", "source": "tests", "type": RECORD_ENTRY_V1,
-            "time": "2026-11-23T12:00:00+02:00", "data": body,
-        }  # fmt: skip
+            "specversion": "1.0",
+            "id": "c1",
+            "source": "tests",
+            "type": RECORD_ENTRY_V1,
+            "time": "2026-11-23T12:00:00+02:00",
+            "data": body,
+        }
     )
 
 
 def test_a_valid_command_parses_and_its_time_becomes_utc() -> None:
     parsed = LEDGER_COMMANDS.parse(envelope_bytes())
     assert isinstance(parsed, ParsedMessage)
-    assert parsed.data == RecordEntry(app="healthai", owner_id="alice", operation="CREDIT_ADD", nonce="n1")
+    assert parsed.data == RecordEntry(
+        app="healthai", owner_id="alice", operation="CREDIT_ADD", nonce="n1"
+    )
     assert parsed.envelope.time == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
@@ -60,7 +72,9 @@ def test_contract_models_are_frozen_and_forbid_extra_fields() -> None:
 
 def test_an_encoded_envelope_round_trips() -> None:
     data = RecordEntry(app="travelai", owner_id="b", operation="LOYALTY_BONUS", nonce="n")
-    envelope = build_envelope(message_type=RECORD_ENTRY_V1, source="tests", subject="travelai:b", data=data)
+    envelope = build_envelope(
+        message_type=RECORD_ENTRY_V1, source="tests", subject="travelai:b", data=data
+    )
     parsed = LEDGER_COMMANDS.parse(encode_envelope(envelope))
     assert isinstance(parsed, ParsedMessage) and parsed.data == data
     assert parsed.envelope.time <= utc_now()

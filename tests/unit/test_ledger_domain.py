@@ -25,14 +25,24 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CATALOG = build_catalogs(SHARED, {"healthai": {**SHARED, "CONTENT_CREATION": -5}}).apps["healthai"]
 
 
-def command(operation: str = "CREDIT_ADD", nonce: str = "n1", owner_id: str = "alice") -> RecordEntry:
+def command(
+    operation: str = "CREDIT_ADD", nonce: str = "n1", owner_id: str = "alice"
+) -> RecordEntry:
     return RecordEntry(app="healthai", owner_id=owner_id, operation=operation, nonce=nonce)
 
 
 def test_the_packaged_catalogs_hold_the_contract_operations() -> None:
     catalogs = load_catalogs(DEFAULT_CATALOG_FILE)
-    assert dict(catalogs.apps["healthai"].operations) == {**SHARED, "CONTENT_CREATION": -5, "CONTENT_ACCESS": 0}
-    assert dict(catalogs.apps["travelai"].operations) == {**SHARED, "BOOKING_REWARD": 5, "LOYALTY_BONUS": 2}
+    assert dict(catalogs.apps["healthai"].operations) == {
+        **SHARED,
+        "CONTENT_CREATION": -5,
+        "CONTENT_ACCESS": 0,
+    }
+    assert dict(catalogs.apps["travelai"].operations) == {
+        **SHARED,
+        "BOOKING_REWARD": 5,
+        "LOYALTY_BONUS": 2,
+    }
 
 
 def test_a_catalog_lacking_shared_operations_is_refused_naming_app_and_operations() -> None:
@@ -42,8 +52,9 @@ def test_a_catalog_lacking_shared_operations_is_refused_naming_app_and_operation
 
 
 def test_a_catalog_may_not_change_a_shared_amount_or_use_odd_names() -> None:
+    operations: dict[str, object] = {**SHARED, "CREDIT_ADD": 11, "lower": 1, "FLOAT": 1.5}
     with pytest.raises(CatalogError) as raised:
-        build_catalogs(SHARED, {"healthai": {**SHARED, "CREDIT_ADD": 11, "lower": 1, "FLOAT": 1.5}})
+        build_catalogs(SHARED, {"healthai": operations})  # type: ignore[dict-item]
     message = str(raised.value)
     assert "CREDIT_ADD (11 instead of 10)" in message
     assert "'lower' must be UPPER_SNAKE_CASE" in message
@@ -59,9 +70,13 @@ def test_an_unreadable_catalog_file_is_a_configuration_error(tmp_path: Path) -> 
 
 def test_a_first_command_records_an_entry_and_advances_the_stream() -> None:
     decision, after = decide(
-        command(), account=Account("healthai", "alice", 0, 0), prior=None, catalog=CATALOG,
-        command_id="c1", now=NOW,
-    )  # fmt: skip
+        command(),
+        account=Account("healthai", "alice", 0, 0),
+        prior=None,
+        catalog=CATALOG,
+        command_id="c1",
+        now=NOW,
+    )
     assert isinstance(decision, NewDecision) and isinstance(decision.event, EntryRecorded)
     assert (after.balance, after.sequence) == (10, 1)
     assert decision.event.entry_id == entry_id_for("healthai", "n1")
@@ -70,9 +85,13 @@ def test_a_first_command_records_an_entry_and_advances_the_stream() -> None:
 
 def test_a_spend_beyond_the_balance_is_rejected_and_the_balance_stays() -> None:
     decision, after = decide(
-        command("CONTENT_CREATION"), account=Account("healthai", "alice", 4, 7), prior=None,
-        catalog=CATALOG, command_id="c1", now=NOW,
-    )  # fmt: skip
+        command("CONTENT_CREATION"),
+        account=Account("healthai", "alice", 4, 7),
+        prior=None,
+        catalog=CATALOG,
+        command_id="c1",
+        now=NOW,
+    )
     assert isinstance(decision, NewDecision) and isinstance(decision.event, EntryRejected)
     assert decision.event.code == "insufficient_balance"
     assert (after.balance, after.sequence) == (4, 8)
@@ -80,16 +99,26 @@ def test_a_spend_beyond_the_balance_is_rejected_and_the_balance_stays() -> None:
 
 def test_a_decided_nonce_replays_for_the_same_request_and_conflicts_otherwise() -> None:
     first, account = decide(
-        command(), account=Account("healthai", "alice", 0, 0), prior=None, catalog=CATALOG,
-        command_id="c1", now=NOW,
-    )  # fmt: skip
+        command(),
+        account=Account("healthai", "alice", 0, 0),
+        prior=None,
+        catalog=CATALOG,
+        command_id="c1",
+        now=NOW,
+    )
     assert isinstance(first, NewDecision)
-    again, same = decide(command(), account=account, prior=first.prior, catalog=CATALOG, command_id="c2", now=NOW)
+    again, same = decide(
+        command(), account=account, prior=first.prior, catalog=CATALOG, command_id="c2", now=NOW
+    )
     assert isinstance(again, Replay) and same == account
     other, _ = decide(
-        command("DAILY_REWARD"), account=account, prior=first.prior, catalog=CATALOG,
-        command_id="c3", now=NOW,
-    )  # fmt: skip
+        command("DAILY_REWARD"),
+        account=account,
+        prior=first.prior,
+        catalog=CATALOG,
+        command_id="c3",
+        now=NOW,
+    )
     assert isinstance(other, NonceReused)
 
 
@@ -98,8 +127,12 @@ def test_no_sequence_of_commands_makes_a_balance_negative() -> None:
     account = Account("healthai", "alice", 0, 0)
     for index in range(2_000):
         operation = rng.choice(["CREDIT_SPEND", "CONTENT_CREATION", "CREDIT_ADD", "DAILY_REWARD"])
-        decision, account = decide(
-            command(operation, nonce=f"n{index}"), account=account, prior=None, catalog=CATALOG,
-            command_id=f"c{index}", now=NOW,
-        )  # fmt: skip
+        _, account = decide(
+            command(operation, nonce=f"n{index}"),
+            account=account,
+            prior=None,
+            catalog=CATALOG,
+            command_id=f"c{index}",
+            now=NOW,
+        )
         assert account.balance >= 0 and account.sequence == index + 1

@@ -13,9 +13,17 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 def recorded(sequence: int, amount: int, balance: int) -> EntryRecorded:
     return EntryRecorded(
-        entry_id=uuid4(), app="healthai", owner_id="alice", operation="CREDIT_ADD", amount=amount,
-        nonce=f"n{sequence}", balance=balance, sequence=sequence, created_on=NOW, command_id="c",
-    )  # fmt: skip
+        entry_id=uuid4(),
+        app="healthai",
+        owner_id="alice",
+        operation="CREDIT_ADD",
+        amount=amount,
+        nonce=f"n{sequence}",
+        balance=balance,
+        sequence=sequence,
+        created_on=NOW,
+        command_id="c",
+    )
 
 
 def test_events_fold_in_sequence_and_a_repeat_is_ignored() -> None:
@@ -32,9 +40,18 @@ def test_a_rejection_moves_the_sequence_but_not_the_balance() -> None:
     row = apply_event(None, recorded(1, 10, 10), event_id="e1", position="0:0")
     assert row is not None
     rejected = EntryRejected(
-        app="healthai", owner_id="alice", operation="CONTENT_CREATION", amount=-50, nonce="n2",
-        code="insufficient_balance", detail="no", balance=10, sequence=2, rejected_on=NOW, command_id="c",
-    )  # fmt: skip
+        app="healthai",
+        owner_id="alice",
+        operation="CONTENT_CREATION",
+        amount=-50,
+        nonce="n2",
+        code="insufficient_balance",
+        detail="no",
+        balance=10,
+        sequence=2,
+        rejected_on=NOW,
+        command_id="c",
+    )
     after = apply_event(row[0], rejected, event_id="e2", position="0:1")
     assert after is not None and after[1] is None
     assert (after[0].balance, after[0].sequence) == (10, 2)

@@ -21,7 +21,10 @@ def test_production_names_every_unset_or_default_secret(monkeypatch: pytest.Monk
     with pytest.raises(ConfigurationError) as raised:
         PlatformSettings().check_secrets()
     message = str(raised.value)
-    assert all(name in message for name in ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS"))
+    assert all(
+        name in message
+        for name in ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS")
+    )
 
 
 def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,9 +106,7 @@ class DecisionStore:
                 )
                 for row in account_rows
             },
-            decisions={
-                (row["app"], row["nonce"]): decision_from_row(row) for row in decision_rows
-            },
+            decisions={(row["app"], row["nonce"]): decision_from_row(row) for row in decision_rows},
             commands={row["command_id"]: CommandRecord(**dict(row)) for row in command_rows},
         )
 
@@ -165,7 +163,9 @@ class DecisionStore:
             [event_id for _, event_id in decisions],
         )  # fmt: skip
         if len(inserted) != len(decisions):
-            raise NonceRaceError("a nonce of this batch was decided concurrently by another partition")
+            raise NonceRaceError(
+                "a nonce of this batch was decided concurrently by another partition"
+            )
 
     async def record_positions(
         self, connection: asyncpg.Connection, positions: Sequence[tuple[str, str, int, int]]

@@ -27,14 +27,16 @@ class LedgerReads:
     async def entries(
         self, app: str, owner_id: str, limit: int, before_sequence: int | None
     ) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
-            "SELECT id, app, owner_id, operation, amount, nonce, created_on, balance, sequence,"
-            " position FROM ledger.entries WHERE app = $1 AND owner_id = $2"
-            " AND ($3::bigint IS NULL OR sequence < $3) ORDER BY sequence DESC LIMIT $4",
-            app,
-            owner_id,
-            before_sequence,
-            limit,
+        return list(
+            await self._pool.fetch(
+                "SELECT id, app, owner_id, operation, amount, nonce, created_on, balance, sequence,"
+                " position FROM ledger.entries WHERE app = $1 AND owner_id = $2"
+                " AND ($3::bigint IS NULL OR sequence < $3) ORDER BY sequence DESC LIMIT $4",
+                app,
+                owner_id,
+                before_sequence,
+                limit,
+            )
         )
 
     async def entry_sequence(self, app: str, owner_id: str, entry_id: UUID) -> int | None:
@@ -59,7 +61,7 @@ class LedgerReads:
         """The answer a command got, or None while it is undecided or its event unpublished."""
         row = await self._pool.fetchrow(
             "SELECT o.app AS command_app, o.status AS answer_status, o.code AS answer_code,"
-            f" o.detail AS answer_detail, d.* FROM ledger.command_outcomes o"
+            " o.detail AS answer_detail, d.* FROM ledger.command_outcomes o"
             " LEFT JOIN ledger.decisions d ON d.app = o.app AND d.nonce = o.nonce"
             " WHERE o.command_id = $1",
             command_id,
@@ -76,7 +78,9 @@ class LedgerReads:
             if stored.position is None and status != HTTP_CONFLICT:
                 return None
             outcome = decision_outcome(
-                stored.decision, stored.position or "", first=stored.decision.command_id == command_id
+                stored.decision,
+                stored.position or "",
+                first=stored.decision.command_id == command_id,
             )
             body = outcome.body
         return {"command_id": command_id, "app": row["command_app"], "status": status, "body": body}

@@ -37,9 +37,7 @@ class Catalogs:
         return self.apps.get(app)
 
 
-def build_catalogs(
-    shared: Mapping[str, int], apps: Mapping[str, Mapping[str, int]]
-) -> Catalogs:
+def build_catalogs(shared: Mapping[str, int], apps: Mapping[str, Mapping[str, int]]) -> Catalogs:
     """Check and freeze the configuration; raises CatalogError describing every problem."""
     problems = _check_operations("shared operations", shared)
     if not apps:
@@ -60,7 +58,9 @@ def build_catalogs(
         if changed:
             problems.append(
                 f"the catalog of app {app!r} changes the amount of shared operations: "
-                + ", ".join(f"{name} ({operations[name]} instead of {shared[name]})" for name in changed)
+                + ", ".join(
+                    f"{name} ({operations[name]} instead of {shared[name]})" for name in changed
+                )
             )
         catalogs[app] = Catalog(app, MappingProxyType(dict(operations)))
     if problems:

@@ -96,7 +96,8 @@ def decide(
     now: datetime,
 ) -> tuple[Decision, Account]:
     """Decide one command; returns the decision and the account after it."""
-    assert account.app == command.app and account.owner_id == command.owner_id
+    assert account.app == command.app, "the account belongs to the command's app"
+    assert account.owner_id == command.owner_id, "the account belongs to the command's owner"
     if prior is not None:
         if prior.same_request(command):
             return Replay(prior), account
@@ -105,7 +106,9 @@ def decide(
     assert amount is not None, "unknown operations are refused before deciding"
     sequence = account.sequence + 1
     if account.balance + amount < 0:
-        return _reject(command, account, amount, sequence, command_id, now)
+        return _reject(
+            command, account, amount=amount, sequence=sequence, command_id=command_id, now=now
+        )
     after = Account(command.app, command.owner_id, account.balance + amount, sequence)
     entry_id = entry_id_for(command.app, command.nonce)
     event = EntryRecorded(
@@ -130,6 +133,7 @@ def decide(
 def _reject(
     command: RecordEntry,
     account: Account,
+    *,
     amount: int,
     sequence: int,
     command_id: str,

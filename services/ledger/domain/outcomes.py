@@ -44,7 +44,8 @@ def entry_body(decision: PriorDecision, position: str) -> dict[str, Any]:
 def decision_outcome(decision: PriorDecision, position: str, *, first: bool) -> Outcome:
     """The answer for a nonce's own outcome: 201 first, 200 on a retry, 409 when refused."""
     if decision.status is Status.REJECTED:
-        assert decision.code is not None and decision.detail is not None
+        assert decision.code is not None, "a refusal always has a code"
+        assert decision.detail is not None, "a refusal always has a sentence"
         return Outcome(HTTP_CONFLICT, {"detail": decision.detail, "code": decision.code})
     return Outcome(HTTP_CREATED if first else HTTP_OK, entry_body(decision, position))
 

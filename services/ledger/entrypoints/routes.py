@@ -127,12 +127,17 @@ async def record_entry(body: RecordEntryRequest, app: CallingApp, ledger: Ledger
         raise DomainHTTPError(
             422, "unknown_operation", f"{body.operation} is not an operation of the {app} catalog."
         )
-    command = RecordEntry(app=app, owner_id=body.owner_id, operation=body.operation, nonce=body.nonce)
+    command = RecordEntry(
+        app=app, owner_id=body.owner_id, operation=body.operation, nonce=body.nonce
+    )
     key = aggregate_key(app, body.owner_id)
     envelope = build_envelope(
         message_type=RECORD_ENTRY_V1, source=GATEWAY_SOURCE, subject=key, data=command
     )
-    with ledger.outcomes.expect(envelope.id) as answer, COMMAND_OUTCOME_SECONDS.labels("ledger").time():
+    with (
+        ledger.outcomes.expect(envelope.id) as answer,
+        COMMAND_OUTCOME_SECONDS.labels("ledger").time(),
+    ):
         try:
             await ledger.publisher.publish(ledger.commands_topic, key, envelope)
         except Exception as error:
@@ -175,12 +180,20 @@ async def balance(
     owner_id: str,
     app: CallingApp,
     ledger: Ledger,
-    min_position: Annotated[str | None, Query(description="Wait until this position is applied.")] = None,
+    min_position: Annotated[
+        str | None, Query(description="Wait until this position is applied.")
+    ] = None,
 ) -> Response:
     await _wait_for_position(ledger, min_position)
     row = await ledger.reads.balance(app, owner_id)
     if row is None:
-        body = {"owner_id": owner_id, "app": app, "balance": 0, "last_updated": None, "position": None}
+        body = {
+            "owner_id": owner_id,
+            "app": app,
+            "balance": 0,
+            "last_updated": None,
+            "position": None,
+        }
     else:
         body = {
             "owner_id": owner_id,
@@ -193,7 +206,7 @@ async def balance(
 
 
 @router.get("/ledger/{owner_id}/entries", summary="An owner's entries, newest first")
-async def entries(
+async def entries(  # noqa: PLR0917 (FastAPI reads parameters by name)
     owner_id: str,
     app: CallingApp,
     ledger: Ledger,
@@ -210,7 +223,7 @@ async def entries(
                 422, "unknown_cursor", f"{before} is not an entry of {owner_id!r} in {app}."
             )
     rows = await ledger.reads.entries(app, owner_id, limit, before_sequence)
-    items = [{name: row[name] for name in row.keys() if name != "sequence"} for row in rows]
+    items = [{name: value for name, value in row.items() if name != "sequence"} for row in rows]
     next_before = str(rows[-1]["id"]) if len(rows) == limit else None
     return json_response(
         {"owner_id": owner_id, "app": app, "entries": items, "next_before": next_before}

@@ -34,7 +34,12 @@ from services.ledger.domain.outcomes import (
     nonce_reused_outcome,
     unknown_operation_outcome,
 )
-from shared.contracts.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent, build_envelope, encode_envelope
+from shared.contracts.envelope import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    CloudEvent,
+    build_envelope,
+    encode_envelope,
+)
 from shared.contracts.ledger import (
     ENTRY_RECORDED_V1,
     ENTRY_REJECTED_V1,
@@ -293,7 +298,8 @@ def _payload(answer: Answer, position: str | None) -> str:
     if answer.error is not None:
         outcome = answer.error
     else:
-        assert answer.decision is not None and position is not None
+        assert answer.decision is not None
+        assert position is not None
         outcome = decision_outcome(answer.decision, position, first=answer.first)
     payload = orjson.dumps(
         {"command_id": answer.command_id, "status": outcome.status, "body": outcome.body}

@@ -28,6 +28,7 @@ BALANCE_ORDER = 'app COLLATE "C", owner_id COLLATE "C"'
 async def audit_ledger(
     dsn: str,
     bootstrap_servers: str,
+    *,
     topic_prefix: str = "",
     until: datetime | None = None,
     on_total: Callable[[int], None] = lambda _: None,
@@ -88,7 +89,10 @@ async def _compare(
     until: datetime | None,
 ) -> None:
     live_entries = f"{quote_schema(LIVE_SCHEMA)}.entries"
-    entry_columns = "id, app, owner_id, operation, amount, nonce, created_on, balance, sequence, event_id, position"
+    entry_columns = (
+        "id, app, owner_id, operation, amount, nonce, created_on, balance, sequence, event_id,"
+        " position"
+    )
     cut = "" if until is None else " WHERE created_on <= $1"
     arguments = () if until is None else (until,)
     async with scratch.transaction():
@@ -142,7 +146,9 @@ async def _check_invariants(
         "SELECT app, owner_id, balance FROM ledger.balances WHERE balance < 0 ORDER BY 1, 2"
     )
     for row in negative:
-        report.violations.append(f"negative balance {row['app']}:{row['owner_id']} = {row['balance']}")
+        report.violations.append(
+            f"negative balance {row['app']}:{row['owner_id']} = {row['balance']}"
+        )
     unbalanced = await live.fetch(
         "SELECT b.app, b.total, coalesce(e.total, 0) AS entries FROM"
         " (SELECT app, sum(balance) AS total FROM ledger.balances GROUP BY app) b"
@@ -173,9 +179,12 @@ async def _check_decision_state(
                 f"decision state of {owner} is at sequence {row['sequence']} but the log has"
                 f" {replayed_sequence}"
             )
-        elif replayed is not None and row["sequence"] == replayed_sequence:
-            if row["balance"] != replayed.balance:
-                report.violations.append(
-                    f"decision state of {owner} holds {row['balance']} but the log folds to"
-                    f" {replayed.balance}"
-                )
+        elif (
+            replayed is not None
+            and row["sequence"] == replayed_sequence
+            and row["balance"] != replayed.balance
+        ):
+            report.violations.append(
+                f"decision state of {owner} holds {row['balance']} but the log folds to"
+                f" {replayed.balance}"
+            )

@@ -37,6 +37,7 @@ class RebuildResult:
 async def rebuild_ledger(
     dsn: str,
     bootstrap_servers: str,
+    *,
     topic_prefix: str = "",
     on_total: Callable[[int], None] = lambda _: None,
     on_progress: Callable[[int], None] = lambda _: None,
@@ -97,7 +98,8 @@ async def _swap(
             old_indexes = await _index_definitions(connection, LIVE_SCHEMA, table)
             await connection.execute(f"DROP TABLE {quote_schema(LIVE_SCHEMA)}.{table}")
             await connection.execute(
-                f"ALTER TABLE {quote_schema(store.schema)}.{table} SET SCHEMA {quote_schema(LIVE_SCHEMA)}"
+                f"ALTER TABLE {quote_schema(store.schema)}.{table}"
+                f" SET SCHEMA {quote_schema(LIVE_SCHEMA)}"
             )
             await _restore_index_names(connection, table, old_indexes)
         await connection.execute(f"DROP SCHEMA {quote_schema(store.schema)}")
@@ -105,7 +107,8 @@ async def _swap(
             "INSERT INTO ledger.checkpoints AS c (consumer, topic, partition, next_offset)"
             " SELECT $1, $2, p, o FROM unnest($3::integer[], $4::bigint[]) AS t(p, o)"
             " ON CONFLICT (consumer, topic, partition) DO UPDATE SET"
-            " next_offset = EXCLUDED.next_offset, generation = c.generation + 1, updated_at = now()",
+            " next_offset = EXCLUDED.next_offset, generation = c.generation + 1,"
+            " updated_at = now()",
             PROJECTOR_NAME,
             topic,
             list(targets),

@@ -67,9 +67,11 @@ class Replayer:
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(self.topic)
         if not partitions:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        topic_partitions = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
+        topic_partitions = [
+            TopicPartition(self.topic, partition) for partition in sorted(partitions)
+        ]
         self._consumer.assign(topic_partitions)
         await self._consumer.seek_to_beginning(*topic_partitions)
         await self._log_end.start()
@@ -111,7 +113,9 @@ class Replayer:
         if buffer:
             await _deliver(on_entries, buffer)
 
-    def _fold(self, partition: int, offset: int, value: bytes | None, buffer: list[EntryRow]) -> None:
+    def _fold(
+        self, partition: int, offset: int, value: bytes | None, buffer: list[EntryRow]
+    ) -> None:
         parsed = LEDGER_EVENTS.parse(value)
         if isinstance(parsed, RejectedRecord):
             self.state.invalid_records += 1  # The live projector dead-lettered it the same way.

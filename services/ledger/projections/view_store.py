@@ -72,7 +72,9 @@ class ViewStore:
                 *_columns(balances, BALANCE_COLUMNS),
             )
 
-    async def copy_entries(self, connection: asyncpg.Connection, entries: Iterable[EntryRow]) -> None:
+    async def copy_entries(
+        self, connection: asyncpg.Connection, entries: Iterable[EntryRow]
+    ) -> None:
         await connection.copy_records_to_table(
             "entries",
             schema_name=self.schema,
