@@ -4,7 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint bench install clean
+.PHONY: dev test lint bench install tools clean
+
+# Debian tools the suite and the benchmark use: docker-compose validates docker-compose.yml
+# offline (no engine needed) and wrk loads the gateway. Installed only when missing.
+APT_TOOLS := docker-compose wrk
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +21,15 @@ install: $(STAMP)
 dev: $(STAMP)
 	exec $(PY) -m ledgerbus dev
 
-test: $(STAMP)
+tools:
+	@missing=""; for tool in $(APT_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -25,7 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(PY) -m bench
 
 clean:
