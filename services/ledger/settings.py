@@ -22,7 +22,7 @@ class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     ledger_catalog_file: Path = DEFAULT_CATALOG_FILE
-    ledger_batch_max_records: int = Field(default=500, ge=1, le=10_000)
+    ledger_batch_max_records: int = Field(default=1_000, ge=1, le=10_000)
     ledger_session_timeout_milliseconds: int = Field(default=10_000, ge=1_000, le=300_000)
 
 

@@ -9,6 +9,10 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent, encode_envelope
 
+REPLY_HEADER = "ledgerbus-reply"
+"""Set by the gateway on commands it waits for: only those get a NOTIFY with their answer."""
+REPLY_BY_NOTIFY = "notify"
+
 
 class CommandPublisher(Protocol):
     async def publish(self, topic: str, key: str, envelope: CloudEvent) -> None: ...
@@ -24,6 +28,6 @@ class BrokerCommandPublisher:
             encode_envelope(envelope),
             topic,
             key=key.encode(),
-            headers={"content-type": CLOUDEVENTS_CONTENT_TYPE},
+            headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, REPLY_HEADER: REPLY_BY_NOTIFY},
             correlation_id=envelope.correlationid or envelope.id,
         )

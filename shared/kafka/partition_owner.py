@@ -62,12 +62,16 @@ class PartitionConsumer(Protocol):
         self, partitions: list[TopicPartition]
     ) -> dict[TopicPartition, int]: ...
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionBatch:
     topic: str
     partition: int
     records: Sequence[Record]
+    partition_count: int
+    """How many partitions the topic has, so a handler can check where a key belongs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +286,8 @@ class PartitionOwner:
         isolating = owned.isolate_through_offset >= pending[0].offset
         batch = pending[:1] if isolating else pending
         started = time.perf_counter()
-        await self._apply(topic_partition, owned, batch)
+        partition_count = len(consumer.partitions_for_topic(topic_partition.topic) or ())
+        await self._apply(topic_partition, owned, batch, partition_count)
         metrics.BATCH_SECONDS.labels(self.consumer_name).observe(time.perf_counter() - started)
         owned.failures = 0
         if batch[-1].offset >= owned.isolate_through_offset:
@@ -292,10 +297,17 @@ class PartitionOwner:
         await self._commit_kafka_offset(consumer, topic_partition, owned.claim.next_offset)
 
     async def _apply(
-        self, topic_partition: TopicPartition, owned: _OwnedPartition, records: Sequence[Record]
+        self,
+        topic_partition: TopicPartition,
+        owned: _OwnedPartition,
+        records: Sequence[Record],
+        partition_count: int,
     ) -> None:
+        assert partition_count > topic_partition.partition, "the topic's metadata is known"
         next_offset = records[-1].offset + 1
-        batch = PartitionBatch(topic_partition.topic, topic_partition.partition, records)
+        batch = PartitionBatch(
+            topic_partition.topic, topic_partition.partition, records, partition_count
+        )
         async with self._pool.acquire() as connection, connection.transaction():
             advanced = await self._checkpoints.advance(
                 connection, batch.topic, batch.partition, owned.claim, next_offset

@@ -20,11 +20,11 @@ from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
 
 from shared.kafka.partition_owner import PartitionOwner
 
-BATCH_MAX_RECORDS = 500
+BATCH_MAX_RECORDS = 1_000
 """Records per fetched batch; one PostgreSQL transaction per partition of a batch."""
-BATCH_TIMEOUT_MILLISECONDS = 20
+BATCH_TIMEOUT_MILLISECONDS = 10
 """How long a fetch waits for records before returning what it has: the latency floor."""
-FETCH_MAX_WAIT_MILLISECONDS = 50
+FETCH_MAX_WAIT_MILLISECONDS = 10
 SESSION_TIMEOUT_MILLISECONDS = 10_000
 """A dead member's partitions move to a live one after this long."""
 HEARTBEAT_INTERVAL_MILLISECONDS = 1_000

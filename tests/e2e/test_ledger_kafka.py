@@ -6,8 +6,10 @@ import uuid
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
 
+from shared.kafka.producer import partition_for
 from tests.support.stacks import LedgerStack, publish, read_topic, record_entry_command
 from tests.support.waiting import eventually
 
@@ -26,7 +28,11 @@ async def entries_of(client: httpx.AsyncClient, owner_id: str) -> list[dict[str,
 
 
 def produce_with_librdkafka(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    # librdkafka hashes keys with CRC32 by default; murmur2 is what the Java client, aiokafka and
+    # the partition owners use, so outside producers must ask for it.
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random"}
+    )
     delivered: list[object] = []
     producer.produce(
         topic, key=key, value=value, on_delivery=lambda error, _: delivered.append(error)
@@ -109,3 +115,27 @@ async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(
     ]
     assert [record.value for record in mine] == [value for _, value in bad_records]
     assert all(dict(record.headers)["error_message"] for record in mine)
+
+
+async def test_a_command_on_the_wrong_partition_is_refused_not_decided(ledger: LedgerStack) -> None:
+    owner_id = f"misrouted-{uuid.uuid4().hex[:8]}"
+    key, value = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    wrong = (partition_for(key, 4) + 1) % 4
+    producer = AIOKafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            ledger.topic("ledger.commands"), value, key=key, partition=wrong
+        )
+    finally:
+        await producer.stop()
+    dead = await eventually(
+        lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
+        lambda records: any(record.key == key for record in records),
+        "the misrouted command's dead letter",
+    )
+    letter = next(record for record in dead if record.key == key)
+    assert dict(letter.headers)["error_code"] == b"wrong_partition"
+    assert b"murmur2" in dict(letter.headers)["error_message"]
+    async with ledger.client() as client:
+        assert await balance_of(client, owner_id) == 0

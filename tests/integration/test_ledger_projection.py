@@ -66,11 +66,8 @@ def event_log(count: int) -> list[bytes]:
 
 async def apply(pool: asyncpg.Pool, values: list[bytes], offsets: list[int]) -> list[str]:
     projector = LedgerViewProjector(ViewStore())
-    batch = PartitionBatch(
-        TOPIC,
-        0,
-        [consumer_record(TOPIC, 0, o, b"k", v) for o, v in zip(offsets, values, strict=True)],
-    )
+    records = [consumer_record(TOPIC, 0, o, b"k", v) for o, v in zip(offsets, values, strict=True)]
+    batch = PartitionBatch(TOPIC, 0, records, partition_count=1)
     async with pool.acquire() as connection, connection.transaction():
         result = await projector.handle(connection, batch)
     return [dict(letter.headers)["error_code"].decode() for letter in result.dead_letters]

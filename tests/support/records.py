@@ -45,3 +45,6 @@ class DrivenConsumer:
         self, partitions: list[TopicPartition]
     ) -> dict[TopicPartition, int]:
         return dict.fromkeys(partitions, 0)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}

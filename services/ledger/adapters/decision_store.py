@@ -4,7 +4,7 @@ Every method takes the connection of the partition owner's open transaction and 
 rows of a batch in one statement.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,10 @@ class Snapshot:
     accounts: dict[tuple[str, str], Account]
     decisions: dict[tuple[str, str], StoredDecision]
     commands: dict[str, CommandRecord]
+
+
+class AccountRaceError(TransientError):
+    """An account moved under this batch (it should have one decider); retry on fresh state."""
 
 
 class NonceRaceError(TransientError):
@@ -113,8 +117,10 @@ class DecisionStore:
     async def save(
         self,
         connection: asyncpg.Connection,
+        *,
         decisions: Sequence[tuple[PriorDecision, str]],
         accounts: Sequence[Account],
+        loaded: Mapping[tuple[str, str], Account],
         commands: Sequence[CommandRecord],
         now: datetime,
     ) -> None:
@@ -122,15 +128,7 @@ class DecisionStore:
         if decisions:
             await self._insert_decisions(connection, decisions)
         if accounts:
-            await connection.execute(
-                "INSERT INTO ledger.accounts (app, owner_id, balance, sequence, updated_at)"
-                " SELECT a.*, $5::timestamptz FROM unnest($1::text[], $2::text[], $3::bigint[],"
-                " $4::bigint[]) AS a ON CONFLICT (app, owner_id) DO UPDATE SET"
-                " balance = EXCLUDED.balance, sequence = EXCLUDED.sequence,"
-                " updated_at = EXCLUDED.updated_at",
-                *_columns(accounts, ("app", "owner_id", "balance", "sequence")),
-                now,
-            )
+            await self._save_accounts(connection, accounts, loaded, now)
         if commands:
             await connection.execute(
                 "INSERT INTO ledger.command_outcomes (command_id, app, nonce, owner_id, operation,"
@@ -143,6 +141,46 @@ class DecisionStore:
                      "detail", "decided_at"),
                 ),
             )  # fmt: skip
+
+    async def _save_accounts(
+        self,
+        connection: asyncpg.Connection,
+        accounts: Sequence[Account],
+        loaded: Mapping[tuple[str, str], Account],
+        now: datetime,
+    ) -> None:
+        """Optimistic: an account only moves on from the sequence this batch read.
+
+        One partition owner decides each account, so this never fails in normal operation; if a
+        misrouted command ever let two owners decide one account, the second batch would roll
+        back and retry on fresh state instead of overwriting the first one's decision.
+        """
+        existing = [a for a in accounts if (a.app, a.owner_id) in loaded]
+        fresh = [a for a in accounts if (a.app, a.owner_id) not in loaded]
+        written = 0
+        if existing:
+            rows = await connection.fetch(
+                "UPDATE ledger.accounts a SET balance = u.balance, sequence = u.sequence,"
+                " updated_at = $6 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
+                " $5::bigint[]) AS u(app, owner_id, balance, sequence, expected)"
+                " WHERE a.app = u.app AND a.owner_id = u.owner_id AND a.sequence = u.expected"
+                " RETURNING 1",
+                *_columns(existing, ("app", "owner_id", "balance", "sequence")),
+                [loaded[(a.app, a.owner_id)].sequence for a in existing],
+                now,
+            )
+            written += len(rows)
+        if fresh:
+            rows = await connection.fetch(
+                "INSERT INTO ledger.accounts (app, owner_id, balance, sequence, updated_at)"
+                " SELECT a.*, $5::timestamptz FROM unnest($1::text[], $2::text[], $3::bigint[],"
+                " $4::bigint[]) AS a ON CONFLICT (app, owner_id) DO NOTHING RETURNING 1",
+                *_columns(fresh, ("app", "owner_id", "balance", "sequence")),
+                now,
+            )
+            written += len(rows)
+        if written != len(accounts):
+            raise AccountRaceError("an account of this batch was changed by another decider")
 
     async def _insert_decisions(
         self, connection: asyncpg.Connection, decisions: Sequence[tuple[PriorDecision, str]]

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from services.ledger.adapters.outcome_notifier import OUTCOME_CHANNEL
 from services.ledger.adapters.read_models import LedgerReads
 from services.ledger.domain.catalog import Catalogs
-from services.ledger.handlers.record_entry import OUTCOME_CHANNEL
 from services.ledger.projections.view_store import POSITIONS_CHANNEL
 from services.ledger.settings import (
     COMMANDS_TOPIC,

@@ -1,0 +1,1 @@
+"""`make bench`: each figure beside a ceiling measured in the same run, and their ratio."""

@@ -1,0 +1,128 @@
+"""Run every benchmark on real processes and print the table (also bench/results/latest.md)."""
+
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from bench import ceilings, gateway, ingest, replay
+from bench.report import Row, render, write
+from ledgerbus.stack import prepare, start_stack
+from services.ledger.projections.ledger_view import ENTRY_COLUMNS
+from shared.infra.provision import provision
+
+PREFIX = "bench."
+COPY_SAMPLE_ROWS = 200_000
+
+
+async def copy_ceiling(dsn: str) -> float:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger.entries LIMIT $1", COPY_SAMPLE_ROWS
+        )
+    finally:
+        await connection.close()
+    return await ceilings.raw_copy_rate(
+        dsn, "ledger.entries", ENTRY_COLUMNS, [tuple(row) for row in rows]
+    )
+
+
+async def main(state: Path) -> str:
+    provisioned = await asyncio.to_thread(provision, os.environ, state, kafka_port=None, clean=True)
+    environment = {**provisioned.infrastructure.environment(), "LEDGERBUS_TOPIC_PREFIX": PREFIX}
+    log = (state / "stack.log").open("w")
+    stack = None
+    try:
+        await prepare(environment)
+        stack = await start_stack(environment, sink=log)
+        dsn, bootstrap = environment["DATABASE_URL"], environment["KAFKA_BOOTSTRAP_SERVERS"]
+        rows = await _ingest_rows(dsn, bootstrap)
+        rows.append(await _gateway_row(stack.gateway_url))
+        rows.append(await _replay_row(dsn, bootstrap))
+    finally:
+        if stack is not None:
+            await stack.stop()
+        await asyncio.to_thread(provisioned.stop)
+        log.close()
+    header = (
+        f"# make bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n{os.cpu_count()} cores,"
+        f" Python {platform.python_version()}, {', '.join(provisioned.describe()[:3])}"
+    )
+    return render(rows, header)
+
+
+async def _ingest_rows(dsn: str, bootstrap: str) -> list[Row]:
+    await asyncio.sleep(0)
+    result = await ingest.run(bootstrap, dsn, f"{PREFIX}ledger.commands")
+    consume, _ = await ceilings.raw_consume_rate(bootstrap, f"{PREFIX}ledger.commands")
+    copy = await copy_ceiling(dsn)
+    smaller, name = min((consume, "raw aiokafka consume"), (copy, "raw asyncpg COPY"))
+    detail = (
+        f"{result.commands:,} commands through ledger-processor and ledger-projector; ceilings:"
+        f" raw consume {consume:,.0f}/s, raw COPY {copy:,.0f} rows/s. Lag at a steady"
+        f" {result.lag_rate:,.0f} commands/s: p50 {result.lag_p50_milliseconds:.0f} ms,"
+        f" p99 {result.lag_p99_milliseconds:.0f} ms (producer to committed read-model row)."
+    )
+    return [
+        Row(
+            "ingest (commands to read-model rows)",
+            result.commands_per_second,
+            "/s",
+            name,
+            smaller,
+            0.25,
+            detail,
+        )
+    ]
+
+
+async def _gateway_row(gateway_url: str) -> Row:
+    bare_process, bare_url = await gateway.bare_endpoint()
+    try:
+        bare = await gateway.measure(f"{bare_url}/ledger/owner-1", {})
+    finally:
+        bare_process.terminate()
+        await bare_process.wait()
+    real = await gateway.measure(
+        f"{gateway_url}/ledger/ingest-1", {"X-Api-Key": "dev-healthai-key"}
+    )
+    detail = (
+        f"wrk -t{gateway.WRK_THREADS} -c{gateway.WRK_CONNECTIONS} -d{gateway.WRK_SECONDS}s; p99"
+        f" {real.p99_milliseconds:.1f} ms against the bare endpoint's {bare.p99_milliseconds:.1f} ms"
+    )
+    return Row(
+        "gateway GET /ledger/{owner_id}",
+        real.requests_per_second,
+        "req/s",
+        "bare Starlette",
+        bare.requests_per_second,
+        0.5,
+        detail,
+    )
+
+
+async def _replay_row(dsn: str, bootstrap: str) -> Row:
+    total = await replay.add_events(bootstrap, dsn, f"{PREFIX}ledger.events")
+    result = await replay.rebuild(bootstrap, dsn, PREFIX)
+    rate = result.events_applied / result.seconds
+    consume, events = await ceilings.raw_consume_rate(bootstrap, f"{PREFIX}ledger.events")
+    copy = await copy_ceiling(dsn)
+    smaller, name = min((consume, "raw aiokafka consume"), (copy, "raw asyncpg COPY"))
+    detail = (
+        f"{result.events_applied:,} events ({events:,} records, {total:,} entries) rebuilt and swapped"
+        f" in {result.seconds:.1f} s; ceilings: raw consume {consume:,.0f}/s, raw COPY {copy:,.0f} rows/s"
+    )
+    return Row("replay (projections rebuild ledger)", rate, "events/s", name, smaller, 0.5, detail)
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory(prefix="ledgerbus-bench-") as directory:
+        text = asyncio.run(main(Path(directory)))
+    print(text)
+    print(f"written to {write(text)}", file=sys.stderr)
