@@ -78,7 +78,21 @@ class CheckpointWatcher:
         self._read_checkpoints = read_checkpoints
         self._known: dict[int, int] = {}
         self._changed = asyncio.Event()
+        self._hub = hub
         hub.subscribe(channel, self._on_payload, on_reconnect=self._changed.set)
+
+    @property
+    def known(self) -> Mapping[int, int]:
+        """The newest checkpoint heard of per partition (NOTIFY, or a read of the table)."""
+        return self._known
+
+    @property
+    def listening(self) -> int | None:
+        """The LISTEN connection's generation, or None while it is down (`known` may lag)."""
+        return self._hub.generation if self._hub.connected.is_set() else None
+
+    def merge(self, checkpoints: Mapping[int, int]) -> None:
+        self._merge(checkpoints)
 
     def _on_payload(self, payload: str) -> None:
         partition, _, next_offset = payload.partition(":")

@@ -63,15 +63,16 @@ def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[n
             )
             await broker.start()
             stack.push_async_callback(broker.stop)
-            hub = NotificationHub(settings.postgres_dsn, application_name=f"{PROCESS_NAME}-listen")
-            app.state.ledger = ledger_routes.open_ledger_http(
-                settings, catalogs, pool, hub, BrokerCommandPublisher(broker)
-            )
-            await hub.start()
-            stack.push_async_callback(hub.stop)
             lag = LagReader(settings.kafka_bootstrap_servers, client_id=f"{PROCESS_NAME}-lag")
             await lag.start()
             stack.push_async_callback(lag.stop)
+            hub = NotificationHub(settings.postgres_dsn, application_name=f"{PROCESS_NAME}-listen")
+            events_partitions = len(await lag.end_offsets(settings.topic("ledger.events")))
+            app.state.ledger = ledger_routes.open_ledger_http(
+                settings, catalogs, pool, hub, BrokerCommandPublisher(broker), events_partitions
+            )
+            await hub.start()
+            stack.push_async_callback(hub.stop)
             redis = Redis.from_url(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             app.state.credentials = Credentials(settings.app_keys, settings.admin_token)

@@ -18,10 +18,11 @@ class ContractModel(BaseModel):
 
 
 def _require_utc(value: datetime) -> datetime:
-    """Reject naive times and normalise every aware time to UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
+    """Reject naive times and normalise every aware time to UTC (a no-op for `Z` times)."""
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("time must carry a UTC offset, for example 2026-01-31T12:00:00Z")
-    return value.astimezone(UTC)
+    return value.astimezone(UTC) if offset else value
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_require_utc)]

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError, create_model
@@ -106,9 +106,8 @@ class MessageRegistry:
             envelope = self._adapter.validate_json(value)
         except ValidationError:
             return self._explain(value)
-        data = envelope.data
-        assert isinstance(data, ContractModel)
-        return ParsedMessage(envelope=envelope, data=data)
+        # The adapter only builds registered envelopes, whose `data` is a contract model.
+        return ParsedMessage(envelope=envelope, data=cast(ContractModel, envelope.data))
 
     def _explain(self, value: bytes) -> ParsedMessage | RejectedRecord:
         """The slow path: find the first layer (JSON, envelope, type, data) that is wrong."""

@@ -1,6 +1,7 @@
 """The producer every service uses: `acks=all`, ordered per partition, sent in batches."""
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +53,11 @@ def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProduc
     )
 
 
+PARTITION_CACHE_KEYS = 200_000
+"""aiokafka's murmur2 is pure Python; keys (aggregates) repeat, so their partitions are cached."""
+
+
+@functools.lru_cache(maxsize=PARTITION_CACHE_KEYS)
 def partition_for(key: bytes, partition_count: int) -> int:
     """The partition the Java client, aiokafka and this producer give a key: murmur2.
 

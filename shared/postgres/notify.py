@@ -31,6 +31,8 @@ class NotificationHub:
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.generation = 0
+        """Rises on every (re)connect: what was learnt before a drop may have missed news."""
 
     def subscribe(
         self,
@@ -64,6 +66,7 @@ class NotificationHub:
         for channel in self._callbacks:
             await connection.add_listener(channel, self._dispatch)
         self._connection = connection
+        self.generation += 1
         self.connected.set()
 
     def _dispatch(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:

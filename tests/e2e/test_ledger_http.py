@@ -286,3 +286,21 @@ async def _events_of(ledger: LedgerStack, owner_id: str) -> list[dict[str, Any]]
     records = await read_topic(ledger.bootstrap, ledger.topic("ledger.events"))
     events = [orjson.loads(record.value) for record in records]
     return [event for event in events if event["data"]["owner_id"] == owner_id]
+
+
+async def test_a_cached_balance_is_never_served_after_the_read_model_moved(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner()
+    async with ledger.client() as client:
+        first = await post_entry(client, owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+        position = first.json()["position"]
+        for _ in range(3):  # fills, then hits, the gateway's balance cache
+            cached = await client.get(f"/ledger/{owner_id}", params={"min_position": position})
+            assert cached.json()["balance"] == 10
+        second = await post_entry(client, owner_id, "DAILY_REWARD", uuid.uuid4().hex)
+        after = await client.get(
+            f"/ledger/{owner_id}", params={"min_position": second.json()["position"]}
+        )
+        assert after.json()["balance"] == 11
+        assert after.json()["position"] == second.json()["position"]

@@ -16,13 +16,22 @@ class LedgerReads:
         self._pool = pool
         self._events_topic = events_topic
 
-    async def balance(self, app: str, owner_id: str) -> asyncpg.Record | None:
-        return await self._pool.fetchrow(
-            "SELECT balance, last_updated, position FROM ledger.balances"
-            " WHERE app = $1 AND owner_id = $2",
+    async def balance(self, app: str, owner_id: str, partition: int) -> asyncpg.Record:
+        """The owner's row (or NULLs) with its partition's checkpoint, read in one snapshot."""
+        row = await self._pool.fetchrow(
+            "SELECT b.balance, b.last_updated, b.position, c.next_offset AS checkpoint"
+            " FROM (SELECT 1) AS one"
+            " LEFT JOIN ledger.balances b ON b.app = $1 AND b.owner_id = $2"
+            " LEFT JOIN ledger.checkpoints c ON c.consumer = $3 AND c.topic = $4"
+            " AND c.partition = $5",
             app,
             owner_id,
+            PROJECTOR_NAME,
+            self._events_topic,
+            partition,
         )
+        assert row is not None
+        return row
 
     async def entries(
         self, app: str, owner_id: str, limit: int, before_sequence: int | None

@@ -187,7 +187,7 @@ class RecordEntryHandler:
         prior = decision.prior
         plan.decisions[(prior.app, prior.nonce)] = StoredDecision(prior, None)
         key = aggregate_key(prior.app, prior.owner_id)
-        recorded = isinstance(decision.event, EntryRecorded)
+        recorded = type(decision.event) is EntryRecorded
         event_id, value = encode_event(
             message_type=ENTRY_RECORDED_V1 if recorded else ENTRY_REJECTED_V1,
             source=LEDGER_SOURCE,

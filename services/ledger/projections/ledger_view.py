@@ -9,8 +9,8 @@ beyond the row's is a repeat (a retried publish can land twice) and changes noth
 that skips ahead means an event is missing, which must never be papered over.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from shared.contracts.ledger import EntryRecorded, EntryRejected
@@ -21,8 +21,7 @@ class ProjectionInvariantError(HaltError):
     """The log contradicts itself; the projector stops rather than write a wrong balance."""
 
 
-@dataclass(frozen=True, slots=True)
-class BalanceRow:
+class BalanceRow(NamedTuple):
     app: str
     owner_id: str
     balance: int
@@ -31,8 +30,7 @@ class BalanceRow:
     position: str
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRow:
+class EntryRow(NamedTuple):
     id: UUID
     app: str
     owner_id: str
@@ -46,11 +44,9 @@ class EntryRow:
     position: str
 
 
-BALANCE_COLUMNS = ("app", "owner_id", "balance", "last_updated", "sequence", "position")
-ENTRY_COLUMNS = (
-    "id", "app", "owner_id", "operation", "amount", "nonce", "created_on", "balance",
-    "sequence", "event_id", "position",
-)  # fmt: skip
+# Rows are named tuples: cheap to build a million of, and COPY takes them as they are.
+BALANCE_COLUMNS = BalanceRow._fields
+ENTRY_COLUMNS = EntryRow._fields
 
 
 def apply_event(

@@ -31,7 +31,7 @@ class LedgerViewProjector:
             if isinstance(parsed, RejectedRecord):
                 dead.append(dead_letter(record, parsed.code, parsed.message))
                 continue
-            assert isinstance(parsed.data, EntryRecorded | EntryRejected)
+            assert type(parsed.data) is EntryRecorded or type(parsed.data) is EntryRejected
             position = format_position(record.partition, record.offset)
             events.append((parsed.data, parsed.envelope.id, position))
         owners = sorted({(event.app, event.owner_id) for event, _, _ in events})

@@ -7,9 +7,10 @@ flushed as they accumulate, so memory stays bounded by the number of owners.
 """
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -121,7 +122,7 @@ class Replayer:
             self.state.invalid_records += 1  # The live projector dead-lettered it the same way.
             return
         event = parsed.data
-        assert isinstance(event, EntryRecorded | EntryRejected)
+        assert type(event) is EntryRecorded or type(event) is EntryRejected
         if self.until is not None and _event_time(event) > self.until:
             self.state.after_cut += 1
             return
@@ -164,9 +165,22 @@ async def replay_into_scratch(
 ) -> None:
     """Create the scratch tables and fill them with the fold of the log up to `targets`."""
     await store.create_like_live(connection)
+    in_flight: asyncio.Future[None] | None = None
 
-    def copy(rows: list[EntryRow]) -> asyncio.Future[None]:
-        return asyncio.ensure_future(store.copy_entries(connection, rows))
+    def copy(rows: list[EntryRow]) -> asyncio.Future[None] | None:
+        # One COPY runs while the next chunk is folded; the one before it must finish first.
+        nonlocal in_flight
+        previous = in_flight
+        in_flight = asyncio.ensure_future(_after(previous, store.copy_entries(connection, rows)))
+        return None
 
     await replayer.advance(targets, copy, progress)
+    if in_flight is not None:
+        await in_flight
     await store.copy_balances(connection, replayer.state.rows.values())
+
+
+async def _after(previous: asyncio.Future[None] | None, work: Coroutine[Any, Any, None]) -> None:
+    if previous is not None:
+        await previous
+    await work

@@ -76,22 +76,17 @@ class ViewStore:
         self, connection: asyncpg.Connection, entries: Iterable[EntryRow]
     ) -> None:
         await connection.copy_records_to_table(
-            "entries",
-            schema_name=self.schema,
-            columns=list(ENTRY_COLUMNS),
-            records=[tuple(getattr(entry, name) for name in ENTRY_COLUMNS) for entry in entries],
+            "entries", schema_name=self.schema, columns=list(ENTRY_COLUMNS), records=entries
         )
 
     async def copy_balances(
         self, connection: asyncpg.Connection, balances: Iterable[BalanceRow]
     ) -> None:
         await connection.copy_records_to_table(
-            "balances",
-            schema_name=self.schema,
-            columns=list(BALANCE_COLUMNS),
-            records=[tuple(getattr(row, name) for name in BALANCE_COLUMNS) for row in balances],
+            "balances", schema_name=self.schema, columns=list(BALANCE_COLUMNS), records=balances
         )
 
 
-def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
-    return [[getattr(row, name) for row in rows] for name in names]
+def _columns(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[list[Any]]:
+    """Column arrays for `unnest`: named-tuple rows transposed."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in names]
