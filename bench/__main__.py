@@ -93,8 +93,9 @@ async def _gateway_row(gateway_url: str) -> Row:
         f"{gateway_url}/ledger/ingest-1", {"X-Api-Key": "dev-healthai-key"}
     )
     detail = (
-        f"wrk -t{gateway.WRK_THREADS} -c{gateway.WRK_CONNECTIONS} -d{gateway.WRK_SECONDS}s; p99"
-        f" {real.p99_milliseconds:.1f} ms against the bare endpoint's {bare.p99_milliseconds:.1f} ms"
+        f"wrk -t{gateway.WRK_THREADS} -c{gateway.WRK_CONNECTIONS} -d{gateway.WRK_SECONDS}s;"
+        f" p99 {real.p99_milliseconds:.1f} ms against the bare endpoint's"
+        f" {bare.p99_milliseconds:.1f} ms"
     )
     return Row(
         "gateway GET /ledger/{owner_id}",
@@ -115,8 +116,9 @@ async def _replay_row(dsn: str, bootstrap: str) -> Row:
     copy = await copy_ceiling(dsn)
     smaller, name = min((consume, "raw aiokafka consume"), (copy, "raw asyncpg COPY"))
     detail = (
-        f"{result.events_applied:,} events ({events:,} records, {total:,} entries) rebuilt and swapped"
-        f" in {result.seconds:.1f} s; ceilings: raw consume {consume:,.0f}/s, raw COPY {copy:,.0f} rows/s"
+        f"{result.events_applied:,} events ({events:,} records, {total:,} entries) rebuilt"
+        f" and swapped in {result.seconds:.1f} s; ceilings: raw consume {consume:,.0f}/s,"
+        f" raw COPY {copy:,.0f} rows/s"
     )
     return Row("replay (projections rebuild ledger)", rate, "events/s", name, smaller, 0.5, detail)
 

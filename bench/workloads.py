@@ -17,10 +17,15 @@ def commands(count: int, tag: str) -> list[tuple[bytes, bytes]]:
     records = []
     for index in range(count):
         owner = f"{tag}-{index % OWNERS}"
+        data = {
+            "app": "healthai",
+            "owner_id": owner,
+            "operation": "CREDIT_ADD",
+            "nonce": f"{tag}-{index}",
+        }
         value = {
             "specversion": "1.0", "id": secrets.token_hex(16), "source": "bench",
-            "type": "ledger.record_entry.v1", "time": "2026-11-23T10:00:00Z",
-            "data": {"app": "healthai", "owner_id": owner, "operation": "CREDIT_ADD", "nonce": f"{tag}-{index}"},
+            "type": "ledger.record_entry.v1", "time": "2026-11-23T10:00:00Z", "data": data,
         }  # fmt: skip
         records.append((aggregate_key("healthai", owner).encode(), orjson.dumps(value)))
     return records

@@ -18,8 +18,8 @@ READ_CACHE_ENTRIES_MAX = 100_000
 class CachedAnswer:
     partition: int
     checkpoint: int
-    listening: int
-    """The LISTEN connection generation the entry was read under; a reconnect voids it."""
+    listening: tuple[int, int]
+    """What the entry was read under (see `CheckpointWatcher.listening`); any change voids it."""
     body: bytes
 
 
@@ -28,7 +28,9 @@ class ReadCache:
         self._entries: OrderedDict[Hashable, CachedAnswer] = OrderedDict()
         self._max_entries = max_entries
 
-    def get(self, key: Hashable, known: Mapping[int, int], listening: int | None) -> bytes | None:
+    def get(
+        self, key: Hashable, known: Mapping[int, int], listening: tuple[int, int] | None
+    ) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None or listening is None:
             return None

@@ -20,6 +20,8 @@ OUTCOME_POLL_INTERVAL_SECONDS = 0.5
 """How often a waiting request re-reads its stored answer in case a NOTIFY was missed."""
 CHECKPOINT_POLL_INTERVAL_SECONDS = 0.25
 READ_WAIT_TIMEOUT_SECONDS = 5.0
+RESET_PAYLOAD = "reset"
+"""Sent on a positions channel when a read model was replaced wholesale (a rebuild)."""
 """The contract: a read with `min_position` waits at most this long, then answers 504."""
 
 Outcome = dict[str, Any]
@@ -79,6 +81,7 @@ class CheckpointWatcher:
         self._known: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._hub = hub
+        self._resets = 0
         hub.subscribe(channel, self._on_payload, on_reconnect=self._changed.set)
 
     @property
@@ -87,14 +90,21 @@ class CheckpointWatcher:
         return self._known
 
     @property
-    def listening(self) -> int | None:
-        """The LISTEN connection's generation, or None while it is down (`known` may lag)."""
-        return self._hub.generation if self._hub.connected.is_set() else None
+    def listening(self) -> tuple[int, int] | None:
+        """What answers read now are valid under: the LISTEN connection's generation and the
+        number of read-model replacements heard of; None while the connection is down."""
+        if not self._hub.connected.is_set():
+            return None
+        return self._hub.generation, self._resets
 
     def merge(self, checkpoints: Mapping[int, int]) -> None:
         self._merge(checkpoints)
 
     def _on_payload(self, payload: str) -> None:
+        if payload == RESET_PAYLOAD:
+            self._resets += 1
+            self._changed.set()
+            return
         partition, _, next_offset = payload.partition(":")
         self._merge({int(partition): int(next_offset)})
 

@@ -19,7 +19,8 @@ from services.ledger.settings import (
 )
 from shared.contracts.base import utc_now
 from shared.kafka.log_end import LogEndProbe
-from shared.kafka.partition_owner import PartitionHandler, PartitionOwner
+from shared.kafka.partition_handler import PartitionHandler
+from shared.kafka.partition_owner import PartitionOwner
 from shared.kafka.producer import create_producer
 from shared.kafka.subscriber import subscribe_partition_owner
 from shared.observability.health import Readiness

@@ -3,7 +3,10 @@
 from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import TopicPartition
 
+from shared.kafka.log_end import LogEndProbe
+from shared.kafka.partition_handler import CheckpointOutsideLogError, PartitionConsumer
 from shared.postgres.migrations import quote_schema
 
 
@@ -76,3 +79,36 @@ class CheckpointStore:
     async def positions(self, connection: asyncpg.Connection) -> dict[tuple[str, int], int]:
         rows = await connection.fetch(self._read_all, self.consumer)
         return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+
+
+async def claim_partition(
+    pool: asyncpg.Pool,
+    checkpoints: CheckpointStore,
+    log_end: LogEndProbe,
+    consumer: PartitionConsumer,
+    topic_partition: TopicPartition,
+) -> Claim:
+    """Claim a partition (raising its epoch) and check the checkpoint lies within the log."""
+    async with pool.acquire() as connection:
+        claim = await checkpoints.claim(
+            connection, topic_partition.topic, topic_partition.partition
+        )
+    end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+    if claim.next_offset > end:
+        # Some brokers under-report the end (see log_end); read the last batch to be sure.
+        end = (await log_end.end_offsets([topic_partition]))[topic_partition]
+    beginning = (await consumer.beginning_offsets([topic_partition]))[topic_partition]
+    topic, partition = topic_partition.topic, topic_partition.partition
+    where = f"{checkpoints.consumer}: the checkpoint of {topic}[{partition}]"
+    if claim.next_offset > end:
+        raise CheckpointOutsideLogError(
+            f"{where} is offset {claim.next_offset}, but the log ends at {end}. The broker lost"
+            " records (the embedded broker forgets its log when it restarts). Refusing to skip:"
+            " reset this environment's PostgreSQL state or restore the log."
+        )
+    if claim.next_offset < beginning:
+        raise CheckpointOutsideLogError(
+            f"{where} is offset {claim.next_offset}, but the log now begins at {beginning};"
+            " records were deleted before they were applied."
+        )
+    return claim

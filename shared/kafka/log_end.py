@@ -13,10 +13,15 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 PROBE_TIMEOUT_SECONDS = 5.0
 PROBE_FETCH_MILLISECONDS = 200
 PROBE_REQUEST_TIMEOUT_MILLISECONDS = 10_000
+
+
+class LogEndUnknownError(KafkaError):  # type: ignore[misc]
+    """The last batch could not be read in time; transient, the caller retries."""
 
 
 class LogEndProbe:
@@ -52,18 +57,23 @@ class LogEndProbe:
             if not pending:
                 return ends
             self._consumer.assign(sorted(pending))
-            for tp in pending:
-                self._consumer.seek(tp, reported[tp] - 1)
-            deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
-            while pending and time.monotonic() < deadline:
-                fetched = await self._consumer.getmany(
-                    *pending, timeout_ms=PROBE_FETCH_MILLISECONDS
-                )
-                for tp, records in fetched.items():
-                    if records:
-                        ends[tp] = max(ends[tp], records[-1].offset + 1)
-                        pending.discard(tp)
-            self._consumer.assign([])
+            try:
+                for tp in pending:
+                    self._consumer.seek(tp, reported[tp] - 1)
+                deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+                while pending and time.monotonic() < deadline:
+                    fetched = await self._consumer.getmany(
+                        *pending, timeout_ms=PROBE_FETCH_MILLISECONDS
+                    )
+                    for tp, records in fetched.items():
+                        if records:
+                            ends[tp] = max(ends[tp], records[-1].offset + 1)
+                            pending.discard(tp)
+            finally:
+                self._consumer.assign([])
+            if pending:
+                # Never guess: the reported end may be short, and a short end reads as lost data.
+                raise LogEndUnknownError(f"could not read the last batch of {sorted(pending)}")
             return ends
 
     async def topic_end_offsets(self, topic: str) -> dict[int, int]:

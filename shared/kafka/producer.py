@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.structs import RecordMetadata
 
 PRODUCER_LINGER_MILLISECONDS = 2
 """A short linger lets concurrent requests share one produce request without visible delay."""
@@ -25,6 +24,8 @@ class OutgoingMessage:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
+    partition: int | None = None
+    """Set only where the key cannot say it: a dead letter of a record that had no key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,25 +75,29 @@ async def publish_all(
 
     Messages are packed into record batches per partition, which costs far less than a `send`
     per message; a record's offset is its batch's base offset plus its index in the batch.
-    aiokafka sends one batch per partition at a time, so a partition's order is kept.
+    Partitions are sent concurrently; within one partition each batch waits for the previous
+    one's acknowledgement, so a batch that fails can never be overtaken by the next.
     """
     partitions: list[int] = []
     groups: dict[tuple[str, int], list[int]] = {}
     for index, message in enumerate(messages):
-        assert message.key is not None, "every record is keyed by its aggregate"
         count = len(await producer.partitions_for(message.topic))
-        partition = partition_for(message.key, count)
+        if message.partition is not None:
+            partition = message.partition % count
+        else:
+            assert message.key is not None, "a record needs a key or an explicit partition"
+            partition = partition_for(message.key, count)
         partitions.append(partition)
         groups.setdefault((message.topic, partition), []).append(index)
-    sends: list[tuple[asyncio.Future[RecordMetadata], list[int]]] = []
-    for (topic, partition), indexes in groups.items():
-        for batch, members in _batches(producer, messages, indexes):
-            sends.append((await producer.send_batch(batch, topic, partition=partition), members))
     offsets = [0] * len(messages)
-    for future, members in sends:
-        metadata = await future
-        for position, index in enumerate(members):
-            offsets[index] = metadata.offset + position
+
+    async def send_partition(topic: str, partition: int, indexes: list[int]) -> None:
+        for batch, members in _batches(producer, messages, indexes):
+            metadata = await (await producer.send_batch(batch, topic, partition=partition))
+            for position, index in enumerate(members):
+                offsets[index] = metadata.offset + position
+
+    await asyncio.gather(*(send_partition(t, p, ix) for (t, p), ix in groups.items()))
     return [
         PublishedMessage(message, partitions[index], offsets[index])
         for index, message in enumerate(messages)

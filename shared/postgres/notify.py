@@ -17,6 +17,7 @@ from shared.postgres.pool import connect
 
 RECONNECT_BACKOFF_MAX_SECONDS = 5.0
 CONNECTION_CHECK_INTERVAL_SECONDS = 1.0
+PING_TIMEOUT_SECONDS = 2.0
 
 logger = get_logger(__name__)
 PayloadCallback = Callable[[str], None]
@@ -63,8 +64,12 @@ class NotificationHub:
 
     async def _connect(self) -> None:
         connection = await connect(self._dsn, application_name=self._application_name)
-        for channel in self._callbacks:
-            await connection.add_listener(channel, self._dispatch)
+        try:
+            for channel in self._callbacks:
+                await connection.add_listener(channel, self._dispatch)
+        except BaseException:
+            connection.terminate()
+            raise
         self._connection = connection
         self.generation += 1
         self.connected.set()
@@ -76,20 +81,38 @@ class NotificationHub:
             except Exception as error:
                 logger.error("notification callback failed", channel=channel, error=repr(error))
 
+    async def _alive(self) -> bool:
+        """A ping, because a silently dropped TCP connection still looks open."""
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            return False
+        try:
+            await connection.fetchval("SELECT 1", timeout=PING_TIMEOUT_SECONDS)
+        except Exception:
+            return False
+        return True
+
     async def _keep_connected(self) -> None:
         delay = CONNECTION_CHECK_INTERVAL_SECONDS
         while True:
             await asyncio.sleep(delay)
-            if self._connection is not None and not self._connection.is_closed():
+            if await self._alive():
                 delay = CONNECTION_CHECK_INTERVAL_SECONDS
                 continue
             self.connected.clear()
+            await self._discard_connection()
             try:
                 await self._connect()
-            except (OSError, asyncpg.PostgresError) as error:
+            except Exception as error:
                 delay = min(RECONNECT_BACKOFF_MAX_SECONDS, delay * 2)
                 logger.warning("LISTEN connection down; retrying", error=repr(error))
                 continue
             logger.info("LISTEN connection restored")
             for hook in self._reconnect_hooks:
                 hook()
+
+    async def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.terminate()

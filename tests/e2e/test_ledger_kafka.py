@@ -139,3 +139,24 @@ async def test_a_command_on_the_wrong_partition_is_refused_not_decided(ledger: L
     assert b"murmur2" in dict(letter.headers)["error_message"]
     async with ledger.client() as client:
         assert await balance_of(client, owner_id) == 0
+
+
+async def test_a_record_without_a_key_is_dead_lettered_too(ledger: LedgerStack) -> None:
+    marker = uuid.uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            ledger.topic("ledger.commands"), b"{keyless " + marker, partition=1
+        )
+    finally:
+        await producer.stop()
+    dead = await eventually(
+        lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
+        lambda records: any(marker in (record.value or b"") for record in records),
+        "the keyless record's dead letter",
+    )
+    letter = next(record for record in dead if marker in (record.value or b""))
+    assert letter.key is None
+    assert dict(letter.headers)["error_code"] == b"invalid_json"
+    assert dict(letter.headers)["original_partition"] == b"1"

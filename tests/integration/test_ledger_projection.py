@@ -16,7 +16,7 @@ from services.ledger.projections.view_store import ViewStore
 from shared.contracts.envelope import build_envelope, encode_envelope
 from shared.contracts.ledger import ENTRY_RECORDED_V1, ENTRY_REJECTED_V1, EntryRecorded, RecordEntry
 from shared.infra.provision import Infrastructure
-from shared.kafka.partition_owner import PartitionBatch
+from shared.kafka.partition_handler import PartitionBatch
 from shared.postgres.pool import create_pool
 from tests.support.records import consumer_record
 from tests.support.stacks import create_database

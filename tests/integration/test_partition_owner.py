@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from ledgerbus.operations import migrate_all
 from shared.infra.provision import Infrastructure
 from shared.kafka.log_end import LogEndProbe
-from shared.kafka.partition_owner import HaltError, HandlerResult, PartitionBatch, PartitionOwner
+from shared.kafka.partition_handler import HaltError, HandlerResult, PartitionBatch
+from shared.kafka.partition_owner import PartitionOwner
 from shared.kafka.producer import OutgoingMessage, PublishedMessage, create_producer
 from shared.kafka.topics import TopicDefinition, create_topics
 from shared.postgres.pool import create_pool

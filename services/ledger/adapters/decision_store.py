@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.ledger.domain.model import Account, PriorDecision, Status
-from shared.kafka.partition_owner import TransientError
+from shared.kafka.partition_handler import TransientError
 from shared.kafka.positions import format_position
 
 

@@ -195,7 +195,8 @@ async def balance(
     ledger: LedgerHttp = request.app.state.ledger
     await _wait_for_position(ledger, min_position)
     watcher, key = ledger.checkpoints, (app, owner_id)
-    cached = ledger.balances.get(key, watcher.known, watcher.listening)
+    listening = watcher.listening  # before the query: news arriving during it voids the entry
+    cached = ledger.balances.get(key, watcher.known, listening)
     if cached is not None:
         return Response(cached, media_type="application/json")
     partition = partition_for(aggregate_key(app, owner_id).encode(), ledger.events_partitions)
@@ -209,9 +210,9 @@ async def balance(
             "position": row["position"],
         }
     )
-    checkpoint, listening = row["checkpoint"] or 0, watcher.listening
+    checkpoint = row["checkpoint"] or 0
     watcher.merge({partition: checkpoint})
-    if listening is not None:
+    if listening is not None and listening == watcher.listening:
         ledger.balances.put(key, CachedAnswer(partition, checkpoint, listening, body))
     return Response(body, media_type="application/json")
 

@@ -15,7 +15,7 @@ from shared.contracts.ledger import LEDGER_COMMANDS, RecordEntry, aggregate_key
 from shared.contracts.registry import RejectedRecord
 from shared.kafka.command_publisher import REPLY_BY_NOTIFY, REPLY_HEADER
 from shared.kafka.dead_letters import dead_letter
-from shared.kafka.partition_owner import PartitionBatch, Record
+from shared.kafka.partition_handler import PartitionBatch, Record
 from shared.kafka.producer import OutgoingMessage, partition_for
 
 

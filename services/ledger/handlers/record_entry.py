@@ -43,7 +43,7 @@ from shared.contracts.ledger import (
     aggregate_key,
 )
 from shared.kafka.dead_letters import dead_letter
-from shared.kafka.partition_owner import HandlerResult, PartitionBatch
+from shared.kafka.partition_handler import HandlerResult, PartitionBatch
 from shared.kafka.positions import format_position
 from shared.kafka.producer import OutgoingMessage, PublishedMessage
 

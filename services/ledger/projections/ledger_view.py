@@ -14,7 +14,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from shared.contracts.ledger import EntryRecorded, EntryRejected
-from shared.kafka.partition_owner import HaltError
+from shared.kafka.partition_handler import HaltError
 
 
 class ProjectionInvariantError(HaltError):

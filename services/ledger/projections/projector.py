@@ -14,7 +14,7 @@ from services.ledger.projections.view_store import POSITIONS_CHANNEL, ViewStore
 from shared.contracts.ledger import LEDGER_EVENTS, EntryRecorded, EntryRejected
 from shared.contracts.registry import RejectedRecord
 from shared.kafka.dead_letters import dead_letter
-from shared.kafka.partition_owner import HandlerResult, PartitionBatch
+from shared.kafka.partition_handler import HandlerResult, PartitionBatch
 from shared.kafka.positions import format_position
 from shared.kafka.producer import OutgoingMessage, PublishedMessage
 

@@ -16,10 +16,16 @@ import asyncpg
 
 from services.ledger.projections.ledger_view import EntryRow
 from services.ledger.projections.replay import Replayer, replay_into_scratch
-from services.ledger.projections.view_store import LIVE_SCHEMA, VIEW_TABLES, ViewStore
+from services.ledger.projections.view_store import (
+    LIVE_SCHEMA,
+    POSITIONS_CHANNEL,
+    VIEW_TABLES,
+    ViewStore,
+)
 from services.ledger.settings import EVENTS_TOPIC, PROJECTOR_NAME, SCHEMA
 from shared.postgres.migrations import quote_schema
 from shared.postgres.pool import connect
+from shared.waiters import RESET_PAYLOAD
 
 SWAP_LOCK_TIMEOUT = "10s"
 """How long the swap waits for the live projector's current batch before giving up."""
@@ -114,6 +120,8 @@ async def _swap(
             list(targets),
             list(targets.values()),
         )
+        # Gateways drop every cached read of the old tables when this commits.
+        await connection.execute("SELECT pg_notify($1, $2)", POSITIONS_CHANNEL, RESET_PAYLOAD)
     return targets
 
 

@@ -62,6 +62,7 @@ class Replayer:
             fetch_max_bytes=4 * REPLAY_PARTITION_FETCH_BYTES,
         )
         self._log_end = LogEndProbe(bootstrap_servers, client_id="ledgerbus-replay-log-end")
+        self._partitions: list[TopicPartition] = []
 
     async def start(self) -> dict[int, int]:
         """Connect, assign every partition from offset 0; returns the current end offsets."""
@@ -73,6 +74,7 @@ class Replayer:
         topic_partitions = [
             TopicPartition(self.topic, partition) for partition in sorted(partitions)
         ]
+        self._partitions = topic_partitions
         self._consumer.assign(topic_partitions)
         await self._consumer.seek_to_beginning(*topic_partitions)
         await self._log_end.start()
@@ -90,7 +92,12 @@ class Replayer:
         on_entries: Callable[[list[EntryRow]], asyncio.Future[None] | None],
         progress: Callable[[int], None] = lambda _: None,
     ) -> None:
-        """Fold every record below `targets`; hand entries to `on_entries` as they accumulate."""
+        """Fold every record below `targets`; hand entries to `on_entries` as they accumulate.
+
+        A partition that reaches its target is paused and put back exactly at the target, so
+        records fetched beyond it are read again by a later `advance` (the rebuild's catch-up).
+        """
+        self._position_partitions(targets)
         buffer: list[EntryRow] = []
         idle = 0
         while any(self.state.positions.get(p, 0) < target for p, target in targets.items()):
@@ -107,12 +114,26 @@ class Replayer:
                         break
                     self._fold(record.partition, record.offset, record.value, buffer)
                     self.state.positions[record.partition] = record.offset + 1
-                progress(sum(len(records) for records in fetched.values()))
+                if self.state.positions[topic_partition.partition] >= target:
+                    self._consumer.seek(
+                        topic_partition, self.state.positions[topic_partition.partition]
+                    )
+                    self._consumer.pause(topic_partition)
+                progress(len(records))
             if len(buffer) >= REPLAY_COPY_BATCH_ROWS:
                 await _deliver(on_entries, buffer)
                 buffer = []
         if buffer:
             await _deliver(on_entries, buffer)
+
+    def _position_partitions(self, targets: Mapping[int, int]) -> None:
+        for topic_partition in self._partitions:
+            position = self.state.positions.get(topic_partition.partition, 0)
+            if position < targets.get(topic_partition.partition, 0):
+                self._consumer.seek(topic_partition, position)
+                self._consumer.resume(topic_partition)
+            else:
+                self._consumer.pause(topic_partition)
 
     def _fold(
         self, partition: int, offset: int, value: bytes | None, buffer: list[EntryRow]
@@ -174,7 +195,13 @@ async def replay_into_scratch(
         in_flight = asyncio.ensure_future(_after(previous, store.copy_entries(connection, rows)))
         return None
 
-    await replayer.advance(targets, copy, progress)
+    try:
+        await replayer.advance(targets, copy, progress)
+    except BaseException:
+        # The connection runs one operation at a time: let the COPY finish before cleanup.
+        if in_flight is not None:
+            await asyncio.gather(in_flight, return_exceptions=True)
+        raise
     if in_flight is not None:
         await in_flight
     await store.copy_balances(connection, replayer.state.rows.values())
