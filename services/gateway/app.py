@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification.asyncapi import get_asyncapi_html
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -23,6 +22,7 @@ from shared.kafka.lag import LagReader
 from shared.observability.health import Readiness, health_routes
 from shared.postgres.notify import NotificationHub
 from shared.postgres.pool import create_pool
+from shared.redis_client import create_redis
 from shared.settings import PlatformSettings
 
 VERSION = "0.1.0"
@@ -73,7 +73,7 @@ def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[n
             )
             await hub.start()
             stack.push_async_callback(hub.stop)
-            redis = Redis.from_url(settings.redis_url)
+            redis = create_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             app.state.credentials = Credentials(settings.app_keys, settings.admin_token)
             app.state.pool, app.state.broker, app.state.redis, app.state.lag = (
