@@ -4,7 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification.asyncapi import get_asyncapi_html
 from starlette.requests import Request
@@ -39,10 +39,22 @@ def create_app(settings: PlatformSettings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(ledger_routes.router)
+    _add_routes(app, ledger_routes.router)
     app.router.routes.extend(health_routes(Readiness(_checks(app, settings), PROCESS_NAME)))
     _add_asyncapi_routes(app, settings)
     return app
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Put a service's routes on the app itself.
+
+    `include_router` wraps every request in an extra matching layer (FastAPI 0.165), about 7%
+    of a cached read's time in `make bench`; these routers use no prefix or router-level
+    dependencies, so their routes can join the app's list unchanged.
+    """
+    assert not router.prefix, "a prefixed router needs include_router"
+    assert not router.dependencies, "a router with dependencies needs include_router"
+    app.router.routes.extend(router.routes)
 
 
 def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[no-untyped-def]
