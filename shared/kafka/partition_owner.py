@@ -177,7 +177,7 @@ class PartitionOwner:
                 self._drop(topic_partition, owned)
                 self._on_fatal(error)
             except Exception as error:
-                await self._on_failure(consumer, topic_partition, owned, pending, error)
+                await self._failures.handle(consumer, topic_partition, owned, pending, error)
 
     async def _try_flush(
         self, consumer: PartitionConsumer, topic_partition: TopicPartition, owned: OwnedPartition
@@ -316,16 +316,6 @@ class PartitionOwner:
         owned.claim = stored
         owned.outbox_pending = True
         consumer.seek(topic_partition, stored.next_offset)
-
-    async def _on_failure(
-        self,
-        consumer: PartitionConsumer,
-        topic_partition: TopicPartition,
-        owned: OwnedPartition,
-        pending: list[Record],
-        error: Exception,
-    ) -> None:
-        await self._failures.handle(consumer, topic_partition, owned, pending, error)
 
     async def _sweep_outbox_forever(self) -> None:
         while True:

@@ -15,7 +15,7 @@ from shared.infra.process_group import ProcessSpec
 from shared.infra.provision import Infrastructure
 from tests.support.commands import ledgerbus
 from tests.support.ledger_log import Workload, fold_events, make_workload
-from tests.support.stacks import LedgerStack, new_ledger_stack, publish
+from tests.support.stacks import LedgerStack, publish, running_stack
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
@@ -33,13 +33,9 @@ async def stack(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LedgerStack]:
     log_path = tmp_path_factory.mktemp("faults") / "stack.log"
-    ledger = await new_ledger_stack(infrastructure, log_path, SMALL_BATCHES)
-    with log_path.open("w") as sink:
-        await ledger.start(("ledger-projector", "gateway"), sink)
-        try:
-            yield ledger
-        finally:
-            await ledger.stop()
+    processes = ("ledger-projector", "gateway")
+    async with running_stack(infrastructure, log_path, processes, SMALL_BATCHES) as ledger:
+        yield ledger
 
 
 async def trickle(ledger: LedgerStack, workload: Workload) -> None:

@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from shared.infra.provision import Infrastructure
-from tests.support.stacks import LedgerStack, new_ledger_stack
+from tests.support.stacks import LedgerStack, running_stack
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -18,15 +18,11 @@ async def without_processor(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LedgerStack]:
     log_path = tmp_path_factory.mktemp("timeout") / "stack.log"
-    stack = await new_ledger_stack(
-        infrastructure, log_path, {"LEDGERBUS_COMMAND_TIMEOUT_SECONDS": "1.5"}
-    )
-    with log_path.open("w") as sink:
-        await stack.start(("ledger-projector", "gateway"), sink)
-        try:
-            yield stack
-        finally:
-            await stack.stop()
+    timeout = {"LEDGERBUS_COMMAND_TIMEOUT_SECONDS": "1.5"}
+    async with running_stack(
+        infrastructure, log_path, ("ledger-projector", "gateway"), timeout
+    ) as stack:
+        yield stack
 
 
 async def test_no_processor_means_504_with_the_command_id_then_the_answer_arrives(

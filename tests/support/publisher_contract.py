@@ -1,7 +1,6 @@
 """One test body for the gateway's command publisher, run on the in-memory and the real broker."""
 
-import asyncio
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -10,6 +9,7 @@ from shared.contracts.envelope import build_envelope
 from shared.contracts.ledger import LEDGER_COMMANDS, RECORD_ENTRY_V1, RecordEntry
 from shared.contracts.registry import ParsedMessage
 from shared.kafka.command_publisher import BrokerCommandPublisher
+from tests.support.waiting import eventually
 
 CAPTURE_TIMEOUT_SECONDS = 20.0
 
@@ -33,13 +33,17 @@ async def publish_and_check(broker: KafkaBroker, topic: str, received: list[Any]
         message_type=RECORD_ENTRY_V1, source="tests", subject="healthai:alice", data=command
     )
     await BrokerCommandPublisher(broker).publish(topic, "healthai:alice", envelope)
-    deadline = time.monotonic() + CAPTURE_TIMEOUT_SECONDS
-    while not received:
-        assert time.monotonic() < deadline, "the command never arrived"
-        await asyncio.sleep(0.02)
+    await eventually(_now(received), bool, "the command to arrive", CAPTURE_TIMEOUT_SECONDS)
     key, value, headers = received[0]
     assert key == b"healthai:alice"
     assert headers["content-type"] == "application/cloudevents+json"
     parsed = LEDGER_COMMANDS.parse(value)
     assert isinstance(parsed, ParsedMessage)
     assert parsed.data == command and parsed.envelope.id == envelope.id
+
+
+def _now(received: list[Any]) -> Callable[[], Awaitable[list[Any]]]:
+    async def look() -> list[Any]:
+        return received
+
+    return look

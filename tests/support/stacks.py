@@ -4,9 +4,10 @@ Each stack gets a fresh database and a fresh topic prefix on the shared broker, 
 real service processes (the same `ledgerbus run ...` commands as `make dev`).
 """
 
+import contextlib
 import secrets
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -98,6 +99,23 @@ class LedgerStack:
             lambda rows: rows[0]["n"] == PARTITIONS,
             f"{consumer} to claim {topic}",
         )
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    infrastructure: Infrastructure,
+    log_path: Path,
+    processes: tuple[str, ...],
+    extra: Mapping[str, str] = {},
+) -> AsyncIterator[LedgerStack]:
+    """A fresh stack running `processes`, its output in `log_path`, stopped on exit."""
+    stack = await new_ledger_stack(infrastructure, log_path, extra)
+    with log_path.open("w") as sink:
+        await stack.start(processes, sink)
+        try:
+            yield stack
+        finally:
+            await stack.stop()
 
 
 async def new_ledger_stack(
