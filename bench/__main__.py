@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import ceilings, gateway, ingest, replay
+from bench import ceilings, gateway, ingest, latency, replay
 from bench.report import Row, render, write
 from ledgerbus.stack import prepare, start_stack
 from services.ledger.projections.ledger_view import ENTRY_COLUMNS
@@ -42,6 +42,7 @@ async def main(state: Path) -> str:
         await prepare(environment)
         stack = await start_stack(environment, sink=log)
         dsn, bootstrap = environment["DATABASE_URL"], environment["KAFKA_BOOTSTRAP_SERVERS"]
+        single = await latency.measure(stack.gateway_url)
         rows = await _ingest_rows(dsn, bootstrap)
         rows.append(await _gateway_row(stack.gateway_url))
         rows.append(await _replay_row(dsn, bootstrap))
@@ -54,7 +55,13 @@ async def main(state: Path) -> str:
         f"# make bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n{os.cpu_count()} cores,"
         f" Python {platform.python_version()}, {', '.join(provisioned.describe()[:3])}"
     )
-    return render(rows, header)
+    footer = (
+        f"- one command at a time through the gateway ({latency.SAMPLES} samples): write answered"
+        f" p50 {single.write_p50_milliseconds:.1f} ms, p99 {single.write_p99_milliseconds:.1f} ms;"
+        f" then read with min_position p50 {single.read_p50_milliseconds:.1f} ms,"
+        f" p99 {single.read_p99_milliseconds:.1f} ms"
+    )
+    return render(rows, header) + footer + "\n"
 
 
 async def _ingest_rows(dsn: str, bootstrap: str) -> list[Row]:
