@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared.audit import AuditReport
-from shared.settings import load_settings
+from shared.settings import PlatformSettings, load_settings
 
 EXIT_MATCH = 0
 EXIT_DIFFERENCES = 1
@@ -44,12 +44,12 @@ def run_audit(service: str, until: datetime | None, json_file: Path | None) -> i
     return EXIT_MATCH if all(report.matches for report in reports) else EXIT_DIFFERENCES
 
 
-async def _audit_one(service: str, settings: object, until: datetime | None) -> AuditReport:
+async def _audit_one(
+    service: str, settings: PlatformSettings, until: datetime | None
+) -> AuditReport:
     from services.ledger.projections.audit import audit_ledger
-    from shared.settings import PlatformSettings
 
-    assert isinstance(settings, PlatformSettings)
-    assert service == "ledger"
+    assert service == "ledger", "only the ledger is auditable so far"
     return await _with_progress(
         f"replaying {service}",
         lambda on_total, on_progress: audit_ledger(

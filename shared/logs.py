@@ -1,14 +1,12 @@
 """Structured logs with correlation ids.
 
 Every log line carries the process name and, while a request or command is handled, its
-correlation id (bound with `bind_correlation`). Dev prints readable lines; production prints
+correlation id (the gateway's middleware binds it). Dev prints readable lines; production prints
 one JSON object per line for the log pipeline.
 """
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -55,10 +53,3 @@ def configure_logging(settings: PlatformSettings, process_name: str) -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)
-
-
-@contextmanager
-def bind_correlation(correlation_id: str | None, **values: Any) -> Iterator[None]:
-    """Bind a correlation id (and extra keys) to every log line inside the block."""
-    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, **values):
-        yield

@@ -138,7 +138,3 @@ def _describe(error: ValidationError) -> str:
         location = ".".join(str(piece) for piece in item["loc"]) or "value"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)[:ERROR_MESSAGE_MAX_CHARACTERS]
-
-
-def dump_json(model: ContractModel) -> bytes:
-    return orjson.dumps(model.model_dump(mode="json"))

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.ledger.adapters.decision_store import DECISION_COLUMNS, decision_from_row
+from services.ledger.adapters.decision_store import decision_from_row
 from services.ledger.domain.outcomes import HTTP_CONFLICT, HTTP_UNPROCESSABLE, decision_outcome
 from services.ledger.settings import EVENTS_TOPIC, PROJECTOR_NAME
 
@@ -93,6 +93,3 @@ class LedgerReads:
             )
             body = outcome.body
         return {"command_id": command_id, "app": row["command_app"], "status": status, "body": body}
-
-
-__all__ = ["DECISION_COLUMNS", "LedgerReads"]
