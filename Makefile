@@ -21,7 +21,18 @@ install: $(STAMP)
 dev: $(STAMP)
 	exec $(PY) -m ledgerbus dev
 
-tools:
+# The official AsyncAPI parser (Node) that tests/unit/test_asyncapi.py validates the document with.
+# The stamp lives inside node_modules, so deleting that directory or changing the lock file
+# installs it again; otherwise the target does nothing.
+ASYNCAPI_TOOLS := tools/asyncapi
+ASYNCAPI_TOOLS_STAMP := $(ASYNCAPI_TOOLS)/node_modules/.installed-stamp
+
+$(ASYNCAPI_TOOLS_STAMP): $(ASYNCAPI_TOOLS)/package.json $(ASYNCAPI_TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node 20 and npm for $(ASYNCAPI_TOOLS)"; exit 1; }
+	@npm ci --prefix $(ASYNCAPI_TOOLS) --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+tools: $(ASYNCAPI_TOOLS_STAMP)
 	@missing=""; for tool in $(APT_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing from Debian"; \

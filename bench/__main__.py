@@ -13,7 +13,7 @@ import asyncpg
 from bench import ceilings, gateway, ingest, latency, replay
 from bench.report import Row, render, write
 from ledgerbus.stack import prepare, start_stack
-from services.ledger.projections.ledger_view import ENTRY_COLUMNS
+from services.ledger.projections.ledger_view import ENTRIES
 from shared.infra.provision import provision
 
 PREFIX = "bench."
@@ -24,12 +24,12 @@ async def copy_ceiling(dsn: str) -> float:
     connection = await asyncpg.connect(dsn)
     try:
         rows = await connection.fetch(
-            f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger.entries LIMIT $1", COPY_SAMPLE_ROWS
+            f"SELECT {', '.join(ENTRIES.columns)} FROM ledger.entries LIMIT $1", COPY_SAMPLE_ROWS
         )
     finally:
         await connection.close()
     return await ceilings.raw_copy_rate(
-        dsn, "ledger.entries", ENTRY_COLUMNS, [tuple(row) for row in rows]
+        dsn, "ledger.entries", ENTRIES.columns, [tuple(row) for row in rows]
     )
 
 

@@ -7,7 +7,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from bench import workloads
-from services.ledger.projections.rebuild import RebuildResult, rebuild_ledger
+from services.ledger.projections.ledger_view import LEDGER_PROJECTIONS
+from shared.engine.rebuild import RebuildResult
+from shared.engine.rebuild import rebuild as rebuild_projections
 
 REPLAY_EVENTS = 200_000
 SETTLE_TIMEOUT_SECONDS = 600.0
@@ -43,4 +45,4 @@ async def add_events(bootstrap: str, dsn: str, topic: str) -> int:
 
 
 async def rebuild(bootstrap: str, dsn: str, prefix: str) -> RebuildResult:
-    return await rebuild_ledger(dsn, bootstrap, topic_prefix=prefix)
+    return await rebuild_projections(dsn, bootstrap, LEDGER_PROJECTIONS, topic_prefix=prefix)

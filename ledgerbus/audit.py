@@ -1,39 +1,51 @@
-"""`ledgerbus audit` and `ledgerbus projections rebuild`: progress bars, summary, exit codes."""
+"""`ledgerbus audit` and `ledgerbus projections rebuild`: progress bars, summary, exit codes.
+
+Both loop over the services' descriptors: a service with an `audit` entry is auditable, one
+with a `rebuild` entry can be rebuilt.
+"""
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shared.audit import AuditReport
+from ledgerbus.registry import services
+from shared.engine.audit_report import AuditReport
+from shared.engine.service import load
 from shared.settings import PlatformSettings, load_settings
 
 EXIT_MATCH = 0
 EXIT_DIFFERENCES = 1
 EXIT_COULD_NOT_RUN = 2
-AUDITABLE_SERVICES = ("ledger",)
-PLANNED_SERVICES = ("wallet", "tracking")
+ALL_SERVICES = "all"
 
 console = Console(stderr=True)
 T = TypeVar("T")
 
 
 def run_audit(service: str, until: datetime | None, json_file: Path | None) -> int:
-    if service in PLANNED_SERVICES:
-        console.print(f"[red]the {service} service is not built yet; nothing to audit[/red]")
+    auditable = {item.name: item.audit for item in services() if item.audit is not None}
+    if service != ALL_SERVICES and service not in auditable:
+        console.print(
+            f"[red]{service!r} cannot be audited; choose from"
+            f" {', '.join([*auditable, ALL_SERVICES])}[/red]"
+        )
         return EXIT_COULD_NOT_RUN
-    services = AUDITABLE_SERVICES if service == "all" else (service,)
+    names = list(auditable) if service == ALL_SERVICES else [service]
     settings = load_settings()
     reports: list[AuditReport] = []
     try:
-        for name in services:
-            reports.append(asyncio.run(_audit_one(name, settings, until)))
+        for name in names:
+            audit = load(auditable[name])
+            reports.append(
+                asyncio.run(_with_progress(f"replaying {name}", _bind(audit, settings, until)))
+            )
     except Exception as error:
         console.print(f"[red]audit could not run: {type(error).__name__}: {error}[/red]")
         return EXIT_COULD_NOT_RUN
@@ -44,23 +56,13 @@ def run_audit(service: str, until: datetime | None, json_file: Path | None) -> i
     return EXIT_MATCH if all(report.matches for report in reports) else EXIT_DIFFERENCES
 
 
-async def _audit_one(
-    service: str, settings: PlatformSettings, until: datetime | None
-) -> AuditReport:
-    from services.ledger.projections.audit import audit_ledger
+def _bind(
+    audit: Any, settings: PlatformSettings, until: datetime | None
+) -> Callable[[Callable[[int], None], Callable[[int], None]], Awaitable[AuditReport]]:
+    def work(on_total: Callable[[int], None], on_progress: Callable[[int], None]) -> Any:
+        return audit(settings, until, on_total, on_progress)
 
-    assert service == "ledger", "only the ledger is auditable so far"
-    return await _with_progress(
-        f"replaying {service}",
-        lambda on_total, on_progress: audit_ledger(
-            settings.postgres_dsn,
-            settings.kafka_bootstrap_servers,
-            topic_prefix=settings.ledgerbus_topic_prefix,
-            until=until,
-            on_total=on_total,
-            on_progress=on_progress,
-        ),
-    )
+    return work
 
 
 async def _with_progress(
@@ -91,6 +93,9 @@ def _print_report(report: AuditReport) -> None:
     table.add_row("rows compared", str(report.rows_compared))
     table.add_row("differences", str(report.difference_count))
     table.add_row("invariant violations", str(len(report.violations)))
+    for consumer, state in report.consumers.items():
+        lags = ", ".join(f"{p}:{item['lag']}" for p, item in state["partitions"].items())
+        table.add_row(f"lag of {consumer}", lags or "-")
     console.print(table)
     for line in report.differences:
         console.print(f"  [red]difference[/red] {line}")
@@ -101,31 +106,30 @@ def _print_report(report: AuditReport) -> None:
 
 
 def run_rebuild(service: str) -> int:
-    if service != "ledger":
-        console.print(f"[red]no read model to rebuild for {service!r} yet[/red]")
+    rebuildable = {item.name: item.rebuild for item in services() if item.rebuild is not None}
+    entry = rebuildable.get(service)
+    if entry is None:
+        console.print(
+            f"[red]no read model to rebuild for {service!r}; choose from"
+            f" {', '.join(rebuildable)}[/red]"
+        )
         return EXIT_COULD_NOT_RUN
-    from services.ledger.projections.rebuild import rebuild_ledger
-
     settings = load_settings()
+    rebuild = load(entry)
     try:
         result = asyncio.run(
             _with_progress(
-                "rebuilding ledger",
-                lambda on_total, on_progress: rebuild_ledger(
-                    settings.postgres_dsn,
-                    settings.kafka_bootstrap_servers,
-                    topic_prefix=settings.ledgerbus_topic_prefix,
-                    on_total=on_total,
-                    on_progress=on_progress,
-                ),
+                f"rebuilding {service}",
+                lambda on_total, on_progress: rebuild(settings, on_total, on_progress),
             )
         )
     except Exception as error:
         console.print(f"[red]rebuild failed, live read model untouched: {error}[/red]")
         return EXIT_COULD_NOT_RUN
     rate = result.events_applied / result.seconds if result.seconds else 0.0
+    rows = ", ".join(f"{count} {table}" for table, count in result.rows.items())
     console.print(
-        f"rebuilt ledger: {result.events_applied} events, {result.entries} entries,"
-        f" {result.balances} balances in {result.seconds:.2f} s ({rate:,.0f} events/s); swapped in"
+        f"rebuilt {service}: {result.events_applied} events ({rows}) in {result.seconds:.2f} s"
+        f" ({rate:,.0f} events/s); swapped in"
     )
     return EXIT_MATCH

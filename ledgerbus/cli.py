@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledgerbus.registry import PROCESSES
+from ledgerbus.registry import processes
 from shared.kafka.topics import TOPIC_DEFINITIONS_PATH
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -16,11 +16,12 @@ app.add_typer(projections_app, name="projections")
 
 
 @app.command()
-def run(process: Annotated[str, typer.Argument(help=", ".join(PROCESSES))]) -> None:
+def run(process: Annotated[str, typer.Argument(help="A process name, e.g. gateway.")]) -> None:
     """Run one Ledgerbus process in the foreground (what each container does)."""
-    info = PROCESSES.get(process)
+    known = processes()
+    info = known.get(process)
     if info is None:
-        raise typer.BadParameter(f"unknown process {process!r}; choose from {', '.join(PROCESSES)}")
+        raise typer.BadParameter(f"unknown process {process!r}; choose from {', '.join(known)}")
     raise typer.Exit(info.load()())
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ledgerbus.registry import SERVICES, migrations_folder
+from ledgerbus.registry import services
 from shared.kafka.topics import TOPIC_DEFINITIONS_PATH, create_topics, load_definitions
 from shared.postgres.migrations import ensure_platform_tables, migrate
 from shared.postgres.pool import connect
@@ -13,9 +13,10 @@ async def migrate_all(dsn: str) -> list[str]:
     applied: list[str] = []
     connection = await connect(dsn, application_name="ledgerbus-migrate")
     try:
-        for service in SERVICES:
-            await ensure_platform_tables(connection, service.schema)
-            names = await migrate(connection, service.schema, migrations_folder(service))
+        for service in services():
+            platform = await ensure_platform_tables(connection, service.schema)
+            applied.extend(f"{service.schema}/platform/{name}" for name in platform)
+            names = await migrate(connection, service.schema, service.migrations)
             applied.extend(f"{service.schema}/{name}" for name in names)
     finally:
         await connection.close()

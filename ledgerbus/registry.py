@@ -1,49 +1,58 @@
-"""Every service's processes, schemas and migrations, in one place.
+"""Every service and process, found from the services' descriptors.
 
-Adding a service means adding its `ServiceInfo` here (see AGENTS.md). Entry points are import
-strings so `ledgerbus --help` does not import every service.
+Each `services/<name>/service.py` defines `SERVICE` (a `ServiceDescriptor`); a folder without
+one (a service still being planned) is skipped. The gateway is the one platform process.
 """
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.engine.service import ProcessDescriptor, ServiceDescriptor, load
+
 SERVICES_ROOT = Path(__file__).resolve().parents[1] / "services"
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    name: str
-    schema: str
-    processes: tuple[str, ...]
+GATEWAY_PROCESS = "gateway"
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     name: str
     entry: str
-    """`module:function` returning an exit code."""
 
     def load(self) -> Callable[[], int]:
-        module_name, _, function_name = self.entry.partition(":")
-        function = getattr(importlib.import_module(module_name), function_name)
-        assert callable(function)
-        return function  # type: ignore[no-any-return]
+        main = load(self.entry)
+        assert callable(main), f"{self.entry} is not callable"
+        return main  # type: ignore[no-any-return]
 
 
-SERVICES = (ServiceInfo("ledger", "ledger", ("ledger-processor", "ledger-projector")),)
-# Later services (wallet, tracking, analytics) add their ServiceInfo and processes here.
+@functools.cache
+def services() -> tuple[ServiceDescriptor, ...]:
+    found = []
+    for folder in sorted(SERVICES_ROOT.iterdir()):
+        if not (folder / "service.py").is_file():
+            continue
+        module = importlib.import_module(f"services.{folder.name}.service")
+        descriptor = module.SERVICE
+        assert isinstance(descriptor, ServiceDescriptor), f"{folder}: SERVICE is no descriptor"
+        assert descriptor.name == folder.name, f"{folder}: the service is named {descriptor.name}"
+        found.append(descriptor)
+    return tuple(found)
 
-PROCESSES = {
-    info.name: info
-    for info in (
-        ProcessInfo("ledger-processor", "services.ledger.entrypoints.processor:main"),
-        ProcessInfo("ledger-projector", "services.ledger.entrypoints.projector:main"),
-        ProcessInfo("gateway", "services.gateway.entrypoints.server:main"),
+
+def service_processes() -> tuple[ProcessDescriptor, ...]:
+    return tuple(process for service in services() for process in service.processes)
+
+
+def processes() -> dict[str, ProcessInfo]:
+    """Every process `ledgerbus run` knows: each service's, and the gateway."""
+    known = {p.name: ProcessInfo(p.name, p.entry) for p in service_processes()}
+    known[GATEWAY_PROCESS] = ProcessInfo(
+        GATEWAY_PROCESS, "services.gateway.entrypoints.server:main"
     )
-}
+    return known
 
 
-def migrations_folder(service: ServiceInfo) -> Path:
-    return SERVICES_ROOT / service.name / "migrations"
+def service(name: str) -> ServiceDescriptor | None:
+    return next((item for item in services() if item.name == name), None)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ledgerbus.operations import create_all_topics, migrate_all
-from ledgerbus.registry import PROCESSES
+from ledgerbus.registry import GATEWAY_PROCESS, service_processes
+from ledgerbus.registry import processes as known_processes
 from shared.infra.ports import free_port
 from shared.infra.process_group import ProcessGroup, ProcessSpec
 
 GATEWAY_START_TIMEOUT_SECONDS = 60.0
 STACK_STOP_TIMEOUT_SECONDS = 15.0
 HEALTH_POLL_INTERVAL_SECONDS = 0.1
-WORKER_PROCESSES = ("ledger-processor", "ledger-projector")
 
 
 @dataclass(slots=True)
@@ -37,9 +37,9 @@ class Stack:
     def spec(
         self, name: str, *, restart_on_exit: bool, extra: Mapping[str, str] = {}
     ) -> ProcessSpec:
-        assert name in PROCESSES, name
+        assert name in known_processes(), name
         environment = {**self.environment, **extra}
-        if name != "gateway" and name not in self.ops_ports:
+        if name != GATEWAY_PROCESS and name not in self.ops_ports:
             self.ops_ports[name] = free_port()
         if name in self.ops_ports:
             environment["LEDGERBUS_OPS_PORT"] = str(self.ops_ports[name])
@@ -52,6 +52,11 @@ class Stack:
 
     async def stop(self) -> None:
         await self.group.stop_all(STACK_STOP_TIMEOUT_SECONDS)
+
+
+def all_processes() -> tuple[str, ...]:
+    """Every service process in registry order, then the gateway (it waits for the others)."""
+    return (*(process.name for process in service_processes()), GATEWAY_PROCESS)
 
 
 async def prepare(environment: Mapping[str, str]) -> None:
@@ -67,9 +72,12 @@ async def start_stack(
     *,
     sink: TextIO | None = None,
     restart_on_exit: bool = False,
-    processes: tuple[str, ...] = (*WORKER_PROCESSES, "gateway"),
+    processes: tuple[str, ...] | None = None,
 ) -> Stack:
-    """Start the given processes and wait until the gateway answers `/health`."""
+    """Start the given processes (default: every service's, then the gateway) and wait until
+    the gateway answers `/health`."""
+    if processes is None:
+        processes = all_processes()
     environment = {**os.environ, **environment}
     environment.setdefault("LEDGERBUS_HTTP_PORT", str(free_port()))
     environment.setdefault("PYTHONUNBUFFERED", "1")
@@ -78,11 +86,11 @@ async def start_stack(
         environment=environment,
         group=ProcessGroup(sink=sink),
         gateway_url=f"http://127.0.0.1:{port}",
-        ops_ports={name: free_port() for name in processes if name != "gateway"},
+        ops_ports={name: free_port() for name in processes if name != GATEWAY_PROCESS},
     )
     for name in processes:
         await stack.group.start(stack.spec(name, restart_on_exit=restart_on_exit))
-    if "gateway" in processes:
+    if GATEWAY_PROCESS in processes:
         await wait_for_health(stack.gateway_url, GATEWAY_START_TIMEOUT_SECONDS)
     return stack
 

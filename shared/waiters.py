@@ -1,71 +1,20 @@
-"""Waiting, in the gateway, for what the log-driven processes have done.
+"""Waiting, in the gateway, until a read model has applied a given position (`min_position`).
 
-`OutcomeWaiter` waits for the answer to one command: the partition owner sends it with NOTIFY
-when its transaction commits; a poll of the stored answer covers a missed notification.
-`CheckpointWatcher` waits until a read model has applied a given position (`min_position`).
+Replies to commands are waited for in `shared.http.commands`.
 """
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
-
-import orjson
+from collections.abc import Awaitable, Callable, Mapping
 
 from shared.kafka.positions import reached
 from shared.postgres.notify import NotificationHub
 
-OUTCOME_POLL_INTERVAL_SECONDS = 0.5
-"""How often a waiting request re-reads its stored answer in case a NOTIFY was missed."""
 CHECKPOINT_POLL_INTERVAL_SECONDS = 0.25
 READ_WAIT_TIMEOUT_SECONDS = 5.0
+"""The contract: a read with `min_position` waits at most this long, then answers 504."""
 RESET_PAYLOAD = "reset"
 """Sent on a positions channel when a read model was replaced wholesale (a rebuild)."""
-"""The contract: a read with `min_position` waits at most this long, then answers 504."""
-
-Outcome = dict[str, Any]
-OutcomeReader = Callable[[str], Awaitable[Outcome | None]]
-
-
-class OutcomeWaiter:
-    def __init__(self, hub: NotificationHub, channel: str, read_stored: OutcomeReader) -> None:
-        self._read_stored = read_stored
-        self._waiting: dict[str, asyncio.Future[Outcome]] = {}
-        hub.subscribe(channel, self._on_payload)
-
-    def _on_payload(self, payload: str) -> None:
-        outcome = orjson.loads(payload)
-        future = self._waiting.get(outcome.get("command_id", ""))
-        if future is not None and not future.done():
-            future.set_result(outcome)
-
-    @contextlib.contextmanager
-    def expect(self, command_id: str) -> Iterator[Callable[[float], Awaitable[Outcome | None]]]:
-        """Register interest before publishing, so an answer can never arrive unheard."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting[command_id] = future
-        try:
-            yield lambda timeout: self._wait(command_id, future, timeout)
-        finally:
-            self._waiting.pop(command_id, None)
-
-    async def _wait(
-        self, command_id: str, future: asyncio.Future[Outcome], timeout_seconds: float
-    ) -> Outcome | None:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return await self._read_stored(command_id)
-            try:
-                return await asyncio.wait_for(
-                    asyncio.shield(future), min(remaining, OUTCOME_POLL_INTERVAL_SECONDS)
-                )
-            except TimeoutError:
-                stored = await self._read_stored(command_id)
-                if stored is not None:
-                    return stored
 
 
 class CheckpointWatcher:

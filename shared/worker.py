@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from starlette.applications import Starlette
 
-from shared.kafka.partition_owner import PartitionOwner
 from shared.logs import configure_logging, get_logger
 from shared.observability.health import Readiness, health_routes
 from shared.settings import ConfigurationError, PlatformSettings, load_settings
@@ -37,7 +36,6 @@ class Worker:
     broker: KafkaBroker
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-    owners: list[PartitionOwner]
     readiness: Readiness
     extra_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     extra_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -85,8 +83,6 @@ async def _run(process_name: str, settings: PlatformSettings, build: Builder) ->
         await worker.producer.start()
         for start in worker.extra_start:
             await start()
-        for owner in worker.owners:
-            owner.start()
         await worker.broker.start()
         logger.info("worker started", process=process_name)
         await stop.event.wait()
@@ -126,7 +122,6 @@ async def _stop(
 ) -> None:
     """Stop in dependency order, each step bounded, so SIGTERM always ends the process."""
     steps: list[Callable[[], Awaitable[None]]] = [worker.broker.stop]
-    steps += [owner.stop for owner in worker.owners]
     steps += [*worker.extra_stop, worker.producer.stop, worker.pool.close]
     for step in steps:
         try:

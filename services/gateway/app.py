@@ -1,47 +1,67 @@
-"""The gateway application: FastAPI with every service's routes and the ops routes."""
+"""The gateway application: FastAPI with every service's routes and the ops routes.
 
+Services are found from their descriptors (`ledgerbus.registry`): their routes are mounted,
+their consumers watched by `/ready`, their topics documented in `/asyncapi`.
+"""
+
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
-from faststream.specification.asyncapi import get_asyncapi_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from ledgerbus.registry import services
+from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.middleware import RequestContextMiddleware
-from services.ledger.domain.catalog import Catalogs
-from services.ledger.entrypoints import routes as ledger_routes
-from shared.contracts.asyncapi import build_asyncapi
-from shared.contracts.ledger import LEDGER_COMMANDS, LEDGER_EVENTS
+from services.gateway.openapi import document_errors
+from shared.contracts.asyncapi import build_asyncapi_document, render_asyncapi_html
+from shared.engine.service import load
 from shared.http.auth import Credentials
 from shared.http.errors import install_error_handlers
+from shared.http.gateway_context import GatewayContext
 from shared.kafka.command_publisher import BrokerCommandPublisher
 from shared.kafka.lag import LagReader
+from shared.observability.consumers import ConsumerWatch, consumers_check
 from shared.observability.health import Readiness, health_routes
 from shared.postgres.notify import NotificationHub
 from shared.postgres.pool import create_pool
 from shared.redis_client import create_redis
 from shared.settings import PlatformSettings
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 GATEWAY_POOL_MAX_CONNECTIONS = 20
 PROCESS_NAME = "gateway"
+KAFKA_PING_TIMEOUT_SECONDS = 1.5
+
+Opener = Callable[[GatewayContext], Awaitable[None]]
 
 
 def create_app(settings: PlatformSettings) -> FastAPI:
+    """Build the app; each service's `configure` runs now, so bad configuration stops it."""
+    openers: list[Opener] = []
+    for service in services():
+        if service.http is not None:
+            openers.append(load(service.http.configure)(settings))
     app = FastAPI(
         title="Ledgerbus",
         version=VERSION,
         description="Credit ledger, wallet, health tracking and analytics over an event log.",
-        lifespan=_lifespan(settings, ledger_routes.load_ledger_catalogs()),
+        lifespan=_lifespan(settings, openers),
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    _add_routes(app, ledger_routes.router)
+    app.add_middleware(BodyLimitMiddleware)
+    for service in services():
+        if service.http is not None:
+            _add_routes(app, load(service.http.router))
     app.router.routes.extend(health_routes(Readiness(_checks(app, settings), PROCESS_NAME)))
-    _add_asyncapi_routes(app, settings)
+    _add_asyncapi_routes(app)
+    document_errors(app)
     return app
 
 
@@ -57,7 +77,7 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     app.router.routes.extend(router.routes)
 
 
-def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[no-untyped-def]
+def _lifespan(settings: PlatformSettings, openers: list[Opener]):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -79,10 +99,9 @@ def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[n
             await lag.start()
             stack.push_async_callback(lag.stop)
             hub = NotificationHub(settings.postgres_dsn, application_name=f"{PROCESS_NAME}-listen")
-            events_partitions = len(await lag.end_offsets(settings.topic("ledger.events")))
-            app.state.ledger = ledger_routes.open_ledger_http(
-                settings, catalogs, pool, hub, BrokerCommandPublisher(broker), events_partitions
-            )
+            context = GatewayContext(app, settings, pool, hub, BrokerCommandPublisher(broker), lag)
+            for opener in openers:
+                await opener(context)
             await hub.start()
             stack.push_async_callback(hub.stop)
             redis = create_redis(settings.redis_url)
@@ -96,33 +115,46 @@ def _lifespan(settings: PlatformSettings, catalogs: Catalogs):  # type: ignore[n
     return lifespan
 
 
+def consumer_watches(settings: PlatformSettings) -> list[ConsumerWatch]:
+    """Every consumer group of every service, as readiness and the audit watch them."""
+    return [
+        ConsumerWatch(service.schema, process.name, settings.topic(topic))
+        for service in services()
+        for process in service.processes
+        for topic in process.consumes
+    ]
+
+
 def _checks(app: FastAPI, settings: PlatformSettings):  # type: ignore[no-untyped-def]
+    watches = consumer_watches(settings)
+
     async def postgres() -> None:
         await app.state.pool.fetchval("SELECT 1")
 
     async def kafka() -> None:
-        if not await app.state.broker.ping(timeout=1.5):
+        if not await app.state.broker.ping(timeout=KAFKA_PING_TIMEOUT_SECONDS):
             raise ConnectionError("the broker did not answer")
 
     async def redis() -> None:
         await app.state.redis.ping()
 
-    async def ledger_lag() -> dict[str, object]:
-        return await ledger_routes.ledger_lag(settings, app.state.pool, app.state.lag)
+    async def consumers() -> dict[str, Any]:
+        return await consumers_check(app.state.pool, app.state.lag, watches)
 
-    return {"postgres": postgres, "kafka": kafka, "redis": redis, "ledger_lag": ledger_lag}
+    return {"postgres": postgres, "kafka": kafka, "redis": redis, "consumers": consumers}
 
 
-def _add_asyncapi_routes(app: FastAPI, settings: PlatformSettings) -> None:
-    specification = build_asyncapi(
-        [("ledger.commands", LEDGER_COMMANDS), ("ledger.events", LEDGER_EVENTS)], VERSION
-    )
+def _add_asyncapi_routes(app: FastAPI) -> None:
+    topics = [(topic.name, load(topic.registry)) for s in services() for topic in s.topics]
+    document = build_asyncapi_document(topics, VERSION)
+    text = json.dumps(document)
+    page = render_asyncapi_html(document)
 
     async def asyncapi_json(_: Request) -> Response:
-        return Response(specification.to_json(), media_type="application/json")
+        return Response(text, media_type="application/json")
 
     async def asyncapi_html(_: Request) -> Response:
-        return HTMLResponse(get_asyncapi_html(specification))
+        return HTMLResponse(page)
 
     app.add_route("/asyncapi.json", asyncapi_json, include_in_schema=False)
     app.add_route("/asyncapi", asyncapi_html, include_in_schema=False)

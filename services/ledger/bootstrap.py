@@ -1,13 +1,12 @@
 """Wiring for the ledger's processes. Nothing connects until a builder is awaited."""
 
-import logging
+from collections.abc import Mapping
+from typing import Any
 
-from faststream.kafka import KafkaBroker
-
-from services.ledger.adapters.decision_store import DecisionStore
-from services.ledger.handlers.record_entry import RecordEntryHandler
-from services.ledger.projections.projector import LedgerViewProjector
-from services.ledger.projections.view_store import ViewStore
+from services.ledger.adapters.decision_state import LedgerState
+from services.ledger.domain.catalog import Catalogs
+from services.ledger.handlers.record_entry import RecordEntries
+from services.ledger.projections.ledger_view import LEDGER_PROJECTIONS
 from services.ledger.settings import (
     COMMANDS_TOPIC,
     EVENTS_TOPIC,
@@ -17,97 +16,57 @@ from services.ledger.settings import (
     LedgerSettings,
     load_catalogs,
 )
-from shared.contracts.base import utc_now
-from shared.kafka.log_end import LogEndProbe
-from shared.kafka.partition_handler import PartitionHandler
-from shared.kafka.partition_owner import PartitionOwner
-from shared.kafka.producer import create_producer
-from shared.kafka.subscriber import subscribe_partition_owner
-from shared.observability.health import Readiness
-from shared.postgres.pool import create_pool
+from shared.contracts.ledger import LEDGER_COMMANDS, LEDGER_SOURCE, RecordEntry, aggregate_key
+from shared.engine.processor import Processor, ProcessorSpec, TopicInput
+from shared.engine.projector import Projector
+from shared.engine.workers import build_owner_worker
 from shared.settings import PlatformSettings
 from shared.worker import StopSignal, Worker
 
 
-async def build_processor(settings: PlatformSettings, stop: StopSignal) -> Worker:
-    """ledger-processor: the partition owner that decides `ledger.commands`."""
-    ledger_settings = LedgerSettings()
-    catalogs = load_catalogs(ledger_settings.ledger_catalog_file)
-    handler = RecordEntryHandler(
-        catalogs=catalogs,
-        store=DecisionStore(),
-        events_topic=settings.topic(EVENTS_TOPIC),
-        clock=utc_now,
-    )
-    return await _build(
-        settings,
-        stop,
-        ledger_settings=ledger_settings,
+def _app_of(data: Mapping[str, Any]) -> str | None:
+    """Who may read the stored answer of a refused command: the app it names, if any."""
+    app = data.get("app")
+    return app if isinstance(app, str) else None
+
+
+def _aggregate_of(command: RecordEntry) -> str:
+    return aggregate_key(command.app, command.owner_id)
+
+
+def ledger_processor(catalogs: Catalogs) -> ProcessorSpec[LedgerState]:
+    """ledger-processor: decides `ledger.record_entry.v1` against each account and nonce."""
+    return ProcessorSpec(
         name=PROCESSOR_NAME,
-        topic=COMMANDS_TOPIC,
-        handler=handler,
-        description="Decides RecordEntry commands against each account and nonce.",
+        schema=SCHEMA,
+        source=LEDGER_SOURCE,
+        inputs=(TopicInput(COMMANDS_TOPIC, LEDGER_COMMANDS, aggregate_key=_aggregate_of),),
+        handlers={RecordEntry: RecordEntries(catalogs)},
+        new_state=LedgerState,
+        scope_of=_app_of,
     )
+
+
+async def build_processor(settings: PlatformSettings, stop: StopSignal) -> Worker:
+    ledger_settings = LedgerSettings()
+    spec = ledger_processor(load_catalogs(ledger_settings.ledger_catalog_file))
+    processor = Processor(spec, settings.topic)
+    return await build_owner_worker(
+        settings, stop, name=PROCESSOR_NAME, schema=SCHEMA, topics=processor.topics,
+        handler=processor, sweeps_deadlines=True,
+        batch_max_records=ledger_settings.ledger_batch_max_records,
+        session_timeout_milliseconds=ledger_settings.ledger_session_timeout_milliseconds,
+        description="Decides RecordEntry commands against each account and nonce.",
+    )  # fmt: skip
 
 
 async def build_projector(settings: PlatformSettings, stop: StopSignal) -> Worker:
     """ledger-projector: folds `ledger.events` into ledger.balances and ledger.entries."""
-    return await _build(
-        settings,
-        stop,
-        ledger_settings=LedgerSettings(),
-        name=PROJECTOR_NAME,
-        topic=EVENTS_TOPIC,
-        handler=LedgerViewProjector(ViewStore()),
-        description="Builds the balance and entry read models.",
-    )
-
-
-async def _build(
-    settings: PlatformSettings,
-    stop: StopSignal,
-    *,
-    ledger_settings: LedgerSettings,
-    name: str,
-    topic: str,
-    handler: PartitionHandler,
-    description: str,
-) -> Worker:
-    pool = await create_pool(settings.postgres_dsn, application_name=name)
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id=name)
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id=name,
-        logger=logging.getLogger(f"faststream.{name}"),
-    )
-    log_end = LogEndProbe(settings.kafka_bootstrap_servers, client_id=f"{name}-log-end")
-    owner = PartitionOwner(
-        consumer_name=name,
-        schema=SCHEMA,
-        pool=pool,
-        producer=producer,
-        handler=handler,
-        on_fatal=stop.fail,
-        log_end=log_end,
-    )
-    subscribe_partition_owner(
-        broker,
-        owner,
-        topics=[settings.topic(topic)],
-        group_id=settings.group(name),
-        description=description,
-        max_records=ledger_settings.ledger_batch_max_records,
+    ledger_settings = LedgerSettings()
+    return await build_owner_worker(
+        settings, stop, name=PROJECTOR_NAME, schema=SCHEMA,
+        topics=[settings.topic(EVENTS_TOPIC)], handler=Projector(LEDGER_PROJECTIONS),
+        sweeps_deadlines=False, batch_max_records=ledger_settings.ledger_batch_max_records,
         session_timeout_milliseconds=ledger_settings.ledger_session_timeout_milliseconds,
-    )
-
-    async def postgres() -> None:
-        await pool.fetchval("SELECT 1")
-
-    async def partitions() -> dict[str, list[int]]:
-        return {"owned": sorted(tp.partition for tp in owner.owned_partitions)}
-
-    readiness = Readiness({"postgres": postgres, "partitions": partitions}, process=name)
-    return Worker(
-        name, broker, pool, producer, [owner], readiness,
-        extra_start=[log_end.start], extra_stop=[log_end.stop],
+        description="Builds the balance and entry read models.",
     )  # fmt: skip

@@ -1,14 +1,59 @@
 """Base model and field types shared by every contract."""
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 
 IDENTIFIER_MAX_LENGTH_CHARACTERS = 128
 """Owner ids, nonces and message ids are bounded so one record can never carry a huge key."""
-
+SOURCE_MAX_LENGTH_CHARACTERS = 256
 APP_NAME_MAX_LENGTH_CHARACTERS = 32
+OPERATION_NAME_MAX_LENGTH_CHARACTERS = 64
+
+FORBIDDEN_CHARACTER_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Controls, format characters (bidi overrides, zero-width and tag characters), surrogates and
+line or paragraph separators: invisible or reordering characters let two ids that look alike
+name different accounts, and NUL or a lone surrogate cannot be stored or encoded at all."""
+
+FORBIDDEN_CHARACTER_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xDFFF),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)  # fmt: skip
+"""The code points of the forbidden categories in Python 3.11's Unicode database (14.0); a unit
+test recomputes them from `unicodedata`, so a newer database cannot drift silently."""
+
+
+def _escape(code_point: int) -> str:
+    """A form Rust's regex (pydantic), Python's `re` (schemathesis) and JavaScript all read:
+    `\\uXXXX` for the basic plane, the character itself beyond it (there is no common escape)."""
+    return f"\\u{code_point:04x}" if code_point <= 0xFFFF else chr(code_point)
+
+
+def _character_class(extra: str = "") -> str:
+    """The body of a class matching every forbidden character (surrogates are checked in
+    Python: Rust strings cannot hold them, so the regex cannot name them)."""
+    pieces = [
+        _escape(low) if low == high else f"{_escape(low)}-{_escape(high)}"
+        for low, high in FORBIDDEN_CHARACTER_RANGES
+        if not 0xD800 <= low <= 0xDFFF
+    ]
+    return "".join(pieces) + extra
+
+
+IDENTIFIER_PATTERN = f"^[^{_character_class()}]+$"
+_PATH_CLASS = _character_class("/")
+PATH_IDENTIFIER_PATTERN = (
+    f"^(?:[^{_PATH_CLASS}.][^{_PATH_CLASS}]*|\\.[^{_PATH_CLASS}.][^{_PATH_CLASS}]*"
+    f"|\\.\\.[^{_PATH_CLASS}]+)$"
+)
+"""A path identifier also refuses `/` (it would split the URL path) and the dot segments `.` and
+`..` (clients normalise them away), written without look-ahead, which Rust's regex lacks."""
 
 
 class ContractModel(BaseModel):
@@ -28,15 +73,65 @@ def _require_utc(value: datetime) -> datetime:
 UtcDateTime = Annotated[datetime, AfterValidator(_require_utc)]
 """An aware datetime, always normalised to UTC."""
 
+
+def forbidden_character(value: str) -> str | None:
+    """A description of the first forbidden character of `value`, or None when it has none."""
+    for position, character in enumerate(value):
+        category = unicodedata.category(character)
+        if category in FORBIDDEN_CHARACTER_CATEGORIES:
+            return f"character {position + 1} (U+{ord(character):04X}, category {category})"
+    return None
+
+
+def _identifier_rules(maximum_length: int, *, path_segment: bool) -> AfterValidator:
+    def check(value: str) -> str:
+        # Canonically equivalent spellings must name one account, so ids are stored in NFC.
+        normalised = unicodedata.normalize("NFC", value)
+        if len(normalised) > maximum_length:
+            raise ValueError(f"at most {maximum_length} characters once normalised to NFC")
+        found = forbidden_character(normalised)
+        if found is not None:
+            raise ValueError(f"{found} is not allowed in an identifier")
+        if path_segment and "/" in normalised:
+            raise ValueError("'/' is not allowed in an id that names a URL path segment")
+        if path_segment and normalised in (".", ".."):
+            raise ValueError("'.' and '..' are not ids: clients remove them from URL paths")
+        return normalised
+
+    return AfterValidator(check)
+
+
+def _schema(maximum_length: int, pattern: str) -> WithJsonSchema:
+    """The schema states the rules (so generated clients and schemathesis know them); the
+    validator enforces them with a message naming the offending character."""
+    return WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": maximum_length, "pattern": pattern}
+    )
+
+
 Identifier = Annotated[
     str,
-    StringConstraints(
-        min_length=1,
-        max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-    ),
+    StringConstraints(min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS),
+    _schema(IDENTIFIER_MAX_LENGTH_CHARACTERS, IDENTIFIER_PATTERN),
+    _identifier_rules(IDENTIFIER_MAX_LENGTH_CHARACTERS, path_segment=False),
 ]
-"""A free-form identifier chosen by a client: printable, non-empty and bounded."""
+"""A free-form identifier chosen by a client: visible characters only, bounded, in NFC."""
+
+PathIdentifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS),
+    _schema(IDENTIFIER_MAX_LENGTH_CHARACTERS, PATH_IDENTIFIER_PATTERN),
+    _identifier_rules(IDENTIFIER_MAX_LENGTH_CHARACTERS, path_segment=True),
+]
+"""An identifier that also appears as one URL path segment (an owner id): no `/`, not `.`."""
+
+SourceText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SOURCE_MAX_LENGTH_CHARACTERS),
+    _schema(SOURCE_MAX_LENGTH_CHARACTERS, IDENTIFIER_PATTERN),
+    _identifier_rules(SOURCE_MAX_LENGTH_CHARACTERS, path_segment=False),
+]
+"""A CloudEvents `source`: part of a message's identity, so held to the identifier rules."""
 
 AppName = Annotated[
     str,
@@ -45,7 +140,16 @@ AppName = Annotated[
 """An application name such as `healthai`: lowercase, so it is safe in keys and URLs."""
 
 OperationName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
-"""A ledger operation name such as `CREDIT_SPEND`."""
+"""A ledger operation name such as `CREDIT_SPEND`, as catalogs define them."""
+
+RequestedOperation = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=OPERATION_NAME_MAX_LENGTH_CHARACTERS),
+    _schema(OPERATION_NAME_MAX_LENGTH_CHARACTERS, IDENTIFIER_PATTERN),
+    _identifier_rules(OPERATION_NAME_MAX_LENGTH_CHARACTERS, path_segment=False),
+]
+"""An operation as a command names it: any visible text, so that a name outside the catalog is
+decided (`unknown_operation`) by the processor rather than refused as malformed."""
 
 
 def utc_now() -> datetime:

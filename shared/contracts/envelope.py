@@ -6,7 +6,7 @@ from uuid import uuid4
 import orjson
 from pydantic import Field
 
-from shared.contracts.base import ContractModel, Identifier, UtcDateTime, utc_now
+from shared.contracts.base import ContractModel, Identifier, SourceText, UtcDateTime, utc_now
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Literal["application/json"] = "application/json"
@@ -21,7 +21,7 @@ class CloudEvent(ContractModel):
 
     specversion: Literal["1.0"]
     id: Identifier
-    source: str = Field(min_length=1, max_length=256)
+    source: SourceText
     type: str = Field(min_length=1, max_length=128)
     subject: str | None = Field(default=None, max_length=256)
     time: UtcDateTime
@@ -69,6 +69,7 @@ def encode_event(
     data: ContractModel,
     correlation_id: str | None,
     causation_id: str | None,
+    message_id: str | None = None,
 ) -> tuple[str, bytes]:
     """Serialise a new envelope straight to bytes; returns its id and the record value.
 
@@ -76,7 +77,7 @@ def encode_event(
     assembled with orjson around pydantic-core's own JSON of `data` instead of being validated
     and dumped a second time. A unit test checks the bytes parse back to the same models.
     """
-    message_id = new_message_id()
+    message_id = message_id or new_message_id()
     envelope: dict[str, object] = {
         "specversion": "1.0",
         "id": message_id,

@@ -8,7 +8,15 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.contracts.base import AppName, ContractModel, Identifier, OperationName, UtcDateTime
+from shared.contracts.base import (
+    AppName,
+    ContractModel,
+    Identifier,
+    OperationName,
+    PathIdentifier,
+    RequestedOperation,
+    UtcDateTime,
+)
 from shared.contracts.registry import MessageKind, MessageRegistry, MessageType
 
 RECORD_ENTRY_V1 = "ledger.record_entry.v1"
@@ -24,11 +32,15 @@ def aggregate_key(app: str, owner_id: str) -> str:
 
 
 class RecordEntry(ContractModel):
-    """Command: record one catalog operation for an owner, once per nonce within the app."""
+    """Command: record one catalog operation for an owner, once per nonce within the app.
+
+    `operation` is any visible text: a name outside the app's catalog is a decision of the
+    processor (`unknown_operation`), not a malformed command.
+    """
 
     app: AppName
-    owner_id: Identifier
-    operation: OperationName
+    owner_id: PathIdentifier
+    operation: RequestedOperation
     nonce: Identifier
 
 
@@ -37,7 +49,7 @@ class EntryRecorded(ContractModel):
 
     entry_id: UUID
     app: AppName
-    owner_id: Identifier
+    owner_id: PathIdentifier
     operation: OperationName
     amount: int
     nonce: Identifier
@@ -54,12 +66,12 @@ class EntryRejected(ContractModel):
     """Event: the nonce's command was refused; a retry of that nonce gets the same refusal."""
 
     app: AppName
-    owner_id: Identifier
+    owner_id: PathIdentifier
     operation: OperationName
     amount: int
     nonce: Identifier
     code: RejectionCode
-    detail: str = Field(max_length=500)
+    detail: str = Field(max_length=1_000)
     balance: int = Field(ge=0, description="The owner's balance, unchanged by the refusal.")
     sequence: int = Field(ge=1)
     rejected_on: UtcDateTime

@@ -1,10 +1,50 @@
-"""Domain errors answer `{"detail": "<sentence>", "code": "<code>"}` with their status."""
+"""Every error answer is JSON: domain errors `{"detail", "code"}`, request validation in
+FastAPI's 422 shape plus a `code`, an unavailable dependency 503 with `Retry-After`, and even
+an unforeseen error a JSON 500 naming the request's correlation id (never a bare 500)."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
+import redis.exceptions
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+
+from shared.logs import get_logger
+
+VALIDATION_ERRORS_SHOWN_MAX = 20
+"""A body with thousands of bad fields gets the first few explained, not an echo of itself."""
+ECHOED_INPUT_MAX_CHARACTERS = 64
+ECHOED_TEXT_MAX_CHARACTERS = 300
+DEPENDENCY_RETRY_AFTER_SECONDS = 2
+JSON_OPTIONS = orjson.OPT_UTC_Z
+"""UTC times render as `...Z`, the same spelling every stored answer uses."""
+
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+"""Failures that mean a server we depend on is down or overloaded: 503, try again shortly."""
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 406: "not_acceptable", 413: "body_too_large",
+              415: "unsupported_media_type", 429: "too_many_requests"}  # fmt: skip
+
+logger = get_logger(__name__)
 
 
 class DomainHTTPError(Exception):
@@ -25,10 +65,6 @@ class DomainHTTPError(Exception):
         self.extra = extra or {}
 
 
-JSON_OPTIONS = orjson.OPT_UTC_Z
-"""UTC times render as `...Z`, the same spelling every stored answer uses."""
-
-
 def _fallback(value: Any) -> str:
     """asyncpg returns its own UUID type; anything else unknown is a bug worth seeing."""
     if type(value).__name__ == "UUID":
@@ -41,12 +77,48 @@ def encode_json(body: Any) -> bytes:
 
 
 def json_response(
-    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+    body: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """Serialise with orjson and skip response-model validation on hot read paths."""
     return Response(
         encode_json(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return json_response({"detail": detail, "code": code}, status_code, headers)
+
+
+def safe_text(value: object, limit: int = ECHOED_TEXT_MAX_CHARACTERS) -> str:
+    """Text that can always be encoded (lone surrogates escaped) and is bounded."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _echo(value: object) -> object | None:
+    """A short input is echoed as FastAPI would; a long or nested one is left out."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= ECHOED_INPUT_MAX_CHARACTERS:
+        return safe_text(value)
+    return None
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    shown = []
+    for error in errors[:VALIDATION_ERRORS_SHOWN_MAX]:
+        item: dict[str, Any] = {
+            "type": safe_text(error.get("type", "invalid")),
+            "loc": [part if isinstance(part, int) else safe_text(part) for part in error["loc"]],
+            "msg": safe_text(error.get("msg", "invalid")),
+        }
+        echoed = _echo(error.get("input"))
+        if echoed is not None:
+            item["input"] = echoed
+        shown.append(item)
+    return shown
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,4 +127,35 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": error.detail, "code": error.code, **error.extra}
         return json_response(body, error.status_code, error.headers)
 
+    async def invalid_request(_: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        body = {"detail": validation_errors(error.errors()), "code": "validation_error"}
+        return json_response(body, 422)
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        code = HTTP_CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, safe_text(error.detail), error.headers)
+
+    async def dependency_down(request: Request, error: Exception) -> Response:
+        logger.warning("a dependency is unavailable", path=request.url.path, error=repr(error))
+        return error_response(
+            503, "dependency_unavailable",
+            "A server this request needs (PostgreSQL, Kafka or Redis) is not answering; retry"
+            " shortly.", {"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+        )  # fmt: skip
+
+    async def unforeseen(request: Request, error: Exception) -> Response:
+        correlation_id = request.scope.get("state", {}).get("correlation_id", "unknown")
+        logger.error("unforeseen error", path=request.url.path, exc_info=error)
+        return error_response(
+            500, "internal_error",
+            f"An unexpected error occurred; it was logged with correlation id {correlation_id}.",
+        )  # fmt: skip
+
     app.add_exception_handler(DomainHTTPError, domain_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
+    for error_type in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error_type, dependency_down)
+    app.add_exception_handler(Exception, unforeseen)

@@ -1,6 +1,6 @@
 """How the gateway appends a command to the log: through FastStream's broker, `acks=all`.
 
-The gateway never decides; it publishes the command and waits for the partition owner's answer.
+The gateway never decides; it publishes the command and waits for the processor's reply.
 """
 
 from typing import Protocol
@@ -8,10 +8,7 @@ from typing import Protocol
 from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent, encode_envelope
-
-REPLY_HEADER = "ledgerbus-reply"
-"""Set by the gateway on commands it waits for: only those get a NOTIFY with their answer."""
-REPLY_BY_NOTIFY = "notify"
+from shared.engine.messages import CONTENT_TYPE_HEADER, NOTIFY_HEADER, NOTIFY_HEADER_VALUE
 
 
 class CommandPublisher(Protocol):
@@ -28,6 +25,9 @@ class BrokerCommandPublisher:
             encode_envelope(envelope),
             topic,
             key=key.encode(),
-            headers={"content-type": CLOUDEVENTS_CONTENT_TYPE, REPLY_HEADER: REPLY_BY_NOTIFY},
+            headers={
+                CONTENT_TYPE_HEADER: CLOUDEVENTS_CONTENT_TYPE,
+                NOTIFY_HEADER: NOTIFY_HEADER_VALUE.decode(),
+            },
             correlation_id=envelope.correlationid or envelope.id,
         )

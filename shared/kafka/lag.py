@@ -21,6 +21,9 @@ class LagReader:
     async def end_offsets(self, topic: str) -> dict[int, int]:
         return await self._probe.topic_end_offsets(topic)
 
+    def record(self, consumer: str, total: int) -> None:
+        PROJECTION_LAG.labels(consumer).set(total)
+
     async def lag(
         self, consumer: str, topic: str, checkpoints: Mapping[int, int]
     ) -> dict[str, int]:

@@ -3,36 +3,18 @@
 import asyncio
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
+
+from shared.engine.messages import OutgoingMessage, PublishedMessage
 
 PRODUCER_LINGER_MILLISECONDS = 2
 """A short linger lets concurrent requests share one produce request without visible delay."""
 PRODUCER_REQUEST_TIMEOUT_MILLISECONDS = 30_000
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """A record to publish. Headers are byte pairs so dead letters keep the original ones."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
-    partition: int | None = None
-    """Set only where the key cannot say it: a dead letter of a record that had no key."""
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedMessage:
-    message: OutgoingMessage
-    partition: int
-    offset: int
 
 
 def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
@@ -62,8 +44,8 @@ PARTITION_CACHE_KEYS = 200_000
 def partition_for(key: bytes, partition_count: int) -> int:
     """The partition the Java client, aiokafka and this producer give a key: murmur2.
 
-    librdkafka (confluent-kafka) hashes with CRC32 unless told `partitioner=murmur2_random`;
-    processors refuse commands that arrive on another partition than this one.
+    librdkafka (confluent-kafka, and the Go, Node and Rust clients built on it) hashes with
+    CRC32 by default; processors forward a command that lands elsewhere to this partition.
     """
     return int(murmur2(key) & 0x7FFFFFFF) % partition_count
 

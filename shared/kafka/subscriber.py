@@ -18,7 +18,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
 
-from shared.kafka.partition_owner import PartitionOwner
+from shared.engine.partition_owner import PartitionOwner
 
 BATCH_MAX_RECORDS = 1_000
 """Records per fetched batch; one PostgreSQL transaction per partition of a batch."""
@@ -39,7 +39,7 @@ class _OwnerListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.subscriber: Any = None
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        self.owner.on_revoked(list(revoked))
+        await self.owner.on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         assert self.subscriber is not None

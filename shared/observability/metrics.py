@@ -26,6 +26,22 @@ FENCED = Counter(
     "Batches refused because another owner claimed the partition.",
     ["consumer"],
 )
+PARTITION_HALTS = Counter(
+    "ledgerbus_partition_halts_total",
+    "Times a partition halted rather than step over a record.",
+    ["consumer", "topic"],
+)
+PARTITIONS_HALTED = Gauge(
+    "ledgerbus_partitions_halted", "Partitions this process holds that are halted.", ["consumer"]
+)
+DEADLINES_FIRED = Counter(
+    "ledgerbus_deadlines_fired_total", "Due-time commands published.", ["consumer"]
+)
+COMMANDS_FORWARDED = Counter(
+    "ledgerbus_commands_forwarded_total",
+    "Commands re-published to the partition that owns their key.",
+    ["consumer"],
+)
 DEAD_LETTERS = Counter(
     "ledgerbus_dead_letters_total", "Records sent to a dead-letter topic.", ["consumer", "code"]
 )

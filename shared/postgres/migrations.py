@@ -49,20 +49,36 @@ def discover(folder: Path) -> list[Migration]:
     return migrations
 
 
-async def migrate(connection: asyncpg.Connection, schema: str, folder: Path) -> list[str]:
-    """Apply the missing migrations of one schema; returns the names applied."""
+async def migrate(
+    connection: asyncpg.Connection,
+    schema: str,
+    folder: Path,
+    *,
+    record_table: str = "schema_migrations",
+    templated: bool = False,
+) -> list[str]:
+    """Apply the missing migrations of one schema; returns the names applied.
+
+    `templated` files say `{schema}` where the schema's quoted name belongs: the platform's own
+    migrations are applied that way to every service schema, recorded in `record_table`.
+    """
     migrations = discover(folder)
+    if templated:
+        migrations = [
+            Migration(m.version, m.name, m.sql.replace("{schema}", quote_schema(schema)))
+            for m in migrations
+        ]
     applied_now: list[str] = []
     await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await connection.execute(
-            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            f'CREATE TABLE IF NOT EXISTS "{schema}".{record_table} ('
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         rows = await connection.fetch(
-            f'SELECT version, name, checksum FROM "{schema}".schema_migrations'
+            f'SELECT version, name, checksum FROM "{schema}".{record_table}'
         )
         known = {row["version"]: row for row in rows}
         for migration in migrations:
@@ -77,7 +93,7 @@ async def migrate(connection: asyncpg.Connection, schema: str, folder: Path) -> 
             async with connection.transaction():
                 await connection.execute(migration.sql)
                 await connection.execute(
-                    f'INSERT INTO "{schema}".schema_migrations (version, name, checksum)'
+                    f'INSERT INTO "{schema}".{record_table} (version, name, checksum)'
                     " VALUES ($1, $2, $3)",
                     migration.version,
                     migration.name,
@@ -89,7 +105,8 @@ async def migrate(connection: asyncpg.Connection, schema: str, folder: Path) -> 
     return applied_now
 
 
-PLATFORM_TABLES_PATH = Path(__file__).with_name("platform_tables.sql")
+PLATFORM_MIGRATIONS_FOLDER = Path(__file__).with_name("platform_migrations")
+PLATFORM_RECORD_TABLE = "platform_migrations"
 SCHEMA_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -100,12 +117,12 @@ def quote_schema(schema: str) -> str:
     return f'"{schema}"'
 
 
-async def ensure_platform_tables(connection: asyncpg.Connection, schema: str) -> None:
-    """Create the checkpoint and outbox tables in a service schema (idempotent DDL)."""
-    sql = PLATFORM_TABLES_PATH.read_text().replace("{schema}", quote_schema(schema))
-    await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-    try:
-        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_schema(schema)}")
-        await connection.execute(sql)
-    finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+async def ensure_platform_tables(connection: asyncpg.Connection, schema: str) -> list[str]:
+    """Apply the engine's own migrations (checkpoints, outbox, inbox, ...) to a service schema."""
+    return await migrate(
+        connection,
+        schema,
+        PLATFORM_MIGRATIONS_FOLDER,
+        record_table=PLATFORM_RECORD_TABLE,
+        templated=True,
+    )

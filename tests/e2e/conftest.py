@@ -5,10 +5,11 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from ledgerbus.stack import all_processes
 from shared.infra.provision import Infrastructure
 from tests.support.stacks import LedgerStack, running_stack
 
-ALL_PROCESSES = ("ledger-processor", "ledger-projector", "gateway")
+ALL_PROCESSES = all_processes()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -17,6 +18,5 @@ async def ledger(
 ) -> AsyncIterator[LedgerStack]:
     log_path = tmp_path_factory.mktemp("ledger") / "stack.log"
     async with running_stack(infrastructure, log_path, ALL_PROCESSES) as stack:
-        await stack.wait_until_owned("ledger-processor", "ledger.commands")
-        await stack.wait_until_owned("ledger-projector", "ledger.events")
+        await stack.wait_until_ready()
         yield stack

@@ -27,7 +27,7 @@ async def record(client: httpx.AsyncClient, owner_id: str, operation: str) -> di
 async def caught_up(client: httpx.AsyncClient) -> None:
     async def lag() -> int:
         checks = (await client.get("/ready")).json()["checks"]
-        return int(checks["ledger_lag"]["details"]["ledger-projector"]["total"])
+        return int(checks["consumers"]["details"]["ledger-projector"]["lag"])
 
     await eventually(lag, lambda total: total == 0, "the projector to catch up")
 

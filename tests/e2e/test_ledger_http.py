@@ -273,13 +273,24 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         assert (await client.get("/health")).json()["status"] == "ok"
         ready = await client.get("/ready")
         assert ready.status_code == 200, ready.text
-        assert set(ready.json()["checks"]) >= {"postgres", "kafka", "redis", "ledger_lag"}
+        checks = ready.json()["checks"]
+        assert set(checks) == {"postgres", "kafka", "redis", "consumers"}
+        consumers = checks["consumers"]["details"]
+        assert set(consumers) == {"ledger-processor", "ledger-projector"}
+        assert all(
+            state["owned"] and state["halted"] is None
+            for consumer in consumers.values()
+            for state in consumer["partitions"].values()
+        )
         metrics = await client.get("/metrics")
         assert "ledgerbus_http_requests_total" in metrics.text
         for path in ("/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"):
             assert (await client.get(path)).status_code == 200, path
         asyncapi = (await client.get("/asyncapi.json")).json()
-        assert "ledger.commands" in orjson.dumps(asyncapi).decode()
+        assert {channel["address"] for channel in asyncapi["channels"].values()} >= {
+            "ledger.commands",
+            "ledger.events",
+        }
 
 
 async def _events_of(ledger: LedgerStack, owner_id: str) -> list[dict[str, Any]]:

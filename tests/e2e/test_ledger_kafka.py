@@ -1,20 +1,33 @@
-"""Outside producers on `ledger.commands`: the same effect as HTTP, and bad records to the DLQ."""
+"""Outside producers on `ledger.commands`: any client's defaults work like HTTP, and each kind of
+bad record goes to the DLQ with its reason and coordinates while the partition flows on."""
 
 import asyncio
+import functools
 import uuid
+from collections.abc import Sequence
 
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from confluent_kafka import Producer
 
+from shared.contracts.registry import RECORD_VALUE_MAX_BYTES
+from shared.engine.dead_letters import DEAD_LETTER_VALUE_MAX_BYTES
+from shared.engine.messages import FORWARDED_FROM_HEADER
 from shared.kafka.producer import partition_for
-from tests.support.stacks import LedgerStack, publish, read_topic, record_entry_command
+from tests.support.stacks import LedgerStack, read_topic, record_entry_command
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 CONFLUENT_FLUSH_TIMEOUT_SECONDS = 15.0
+PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+OVERSIZED_VALUE_BYTES = 600 * 1024
+
+
+def owner(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex[:8]}"
 
 
 async def balance_of(client: httpx.AsyncClient, owner_id: str) -> int:
@@ -22,135 +35,170 @@ async def balance_of(client: httpx.AsyncClient, owner_id: str) -> int:
     return int(response.json()["balance"])
 
 
-async def entries_of(client: httpx.AsyncClient, owner_id: str) -> list[dict[str, object]]:
-    response = await client.get(f"/ledger/{owner_id}/entries")
-    return list(response.json()["entries"])
+async def reply_of(client: httpx.AsyncClient, value: bytes) -> httpx.Response:
+    return await client.get(f"/ledger/commands/{orjson.loads(value)['id']}")
 
 
-def produce_with_librdkafka(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    # librdkafka hashes keys with CRC32 by default; murmur2 is what the Java client, aiokafka and
-    # the partition owners use, so outside producers must ask for it.
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "partitioner": "murmur2_random"}
-    )
+def produce_with_default_librdkafka(
+    bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]
+) -> None:
+    """A plain `Producer({"bootstrap.servers": ...})`: CRC32 partitioning, no other setting."""
+    producer = Producer({"bootstrap.servers": bootstrap})
     delivered: list[object] = []
-    producer.produce(
-        topic, key=key, value=value, on_delivery=lambda error, _: delivered.append(error)
-    )
+    for key, value in items:
+        producer.produce(topic, key=key, value=value, on_delivery=lambda e, _: delivered.append(e))
     assert producer.flush(CONFLUENT_FLUSH_TIMEOUT_SECONDS) == 0
-    assert delivered == [None]
+    assert delivered == [None] * len(items)
 
 
-async def test_a_command_from_confluent_kafka_has_the_same_effect_as_http(
+async def send(
+    ledger: LedgerStack, items: Sequence[tuple[bytes | None, bytes]], partition: int | None = None
+) -> list[RecordMetadata]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ledger.bootstrap, acks="all", max_request_size=PRODUCER_MAX_REQUEST_BYTES
+    )
+    await producer.start()
+    try:
+        topic = ledger.topic("ledger.commands")
+        return [
+            await producer.send_and_wait(topic, value, key=key, partition=partition)
+            for key, value in items
+        ]
+    finally:
+        await producer.stop()
+
+
+async def test_a_default_confluent_producer_has_the_same_effect_as_http(
     ledger: LedgerStack,
 ) -> None:
-    via_kafka, via_http = f"kafka-{uuid.uuid4().hex[:8]}", f"http-{uuid.uuid4().hex[:8]}"
+    via_kafka, via_http = owner("kafka"), owner("http")
     key, value = record_entry_command("healthai", via_kafka, "CREDIT_ADD", uuid.uuid4().hex)
     await asyncio.to_thread(
-        produce_with_librdkafka, ledger.bootstrap, ledger.topic("ledger.commands"), key, value
-    )
+        produce_with_default_librdkafka, ledger.bootstrap, ledger.topic("ledger.commands"),
+        [(key, value)],
+    )  # fmt: skip
     async with ledger.client() as client:
         response = await client.post(
             "/ledger/",
             json={"owner_id": via_http, "operation": "CREDIT_ADD", "nonce": uuid.uuid4().hex},
         )
         assert response.status_code == 201
-        await eventually(
-            lambda: balance_of(client, via_kafka), lambda b: b == 10, "the Kafka command"
+        answer = await eventually(
+            lambda: reply_of(client, value), lambda r: r.status_code == 201, "the Kafka answer"
         )
-        kafka_entries = await entries_of(client, via_kafka)
-        http_entries = await eventually(
-            lambda: entries_of(client, via_http), bool, "the HTTP entry"
-        )
-    comparable = ("app", "operation", "amount", "balance")
-    assert [{k: e[k] for k in comparable} for e in kafka_entries] == [
-        {k: e[k] for k in comparable} for e in http_entries
-    ]
-    stored = await ledger.fetch(
-        "SELECT status FROM ledger.command_outcomes WHERE command_id = $1",
-        orjson.loads(value)["id"],
-    )
-    assert [row["status"] for row in stored] == [201]
+        assert (answer.json()["balance"], answer.json()["owner_id"]) == (10, via_kafka)
+        assert await balance_of(client, via_kafka) == await balance_of(client, via_http) == 10
 
 
-async def test_bad_records_go_to_the_dlq_with_a_reason_and_the_partition_flows(
+def letters_of(dead: list[object], marker: bytes) -> list[object]:
+    return [letter for letter in dead if marker in (getattr(letter, "value", b"") or b"")]
+
+
+async def test_each_bad_record_goes_to_the_dlq_with_its_reason_and_position(
     ledger: LedgerStack,
 ) -> None:
-    owner_id = f"dlq-{uuid.uuid4().hex[:8]}"
+    owner_id = owner("dlq")
     key = f"healthai:{owner_id}".encode()
-    good_key, good_value = record_entry_command(
-        "healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex
-    )
-    _, unknown_operation = record_entry_command("healthai", owner_id, "BOOKING_REWARD", "n-unknown")
-    _, wrong_key = record_entry_command("healthai", "someone-else", "CREDIT_ADD", "n-wrong-key")
-    not_a_cloudevent = orjson.dumps({"hello": "world"})
-    unknown_type = orjson.loads(good_value) | {"type": "ledger.nope.v1", "id": uuid.uuid4().hex}
-    bad_records = [
-        (key, b"{not json"),
-        (key, not_a_cloudevent),
-        (key, orjson.dumps(unknown_type)),
-        (key, unknown_operation),
-        (key, wrong_key),
-    ]
-    await publish(
-        ledger.bootstrap, ledger.topic("ledger.commands"), [*bad_records, (good_key, good_value)]
-    )
+    marker = uuid.uuid4().hex
+    _, good = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    _, unknown_operation = record_entry_command("healthai", owner_id, "NOPE", f"{marker}-op")
+    invalid = orjson.loads(good) | {"id": f"{marker}-invalid"}
+    invalid["data"] = invalid["data"] | {"owner_id": "a\u202eb"}
+    unknown_type = orjson.loads(good) | {"type": "ledger.nope.v1", "id": f"{marker}-type"}
+    bad = {
+        "invalid_json": b"{not json " + marker.encode(),
+        "not_a_cloudevent": orjson.dumps({"hello": marker}),
+        "unknown_type": orjson.dumps(unknown_type),
+        "invalid_data": orjson.dumps(invalid),
+        "record_too_large": marker.encode() + b" " * (RECORD_VALUE_MAX_BYTES + 1),
+        "unknown_operation": unknown_operation,
+    }
+    written = await send(ledger, [(key, value) for value in bad.values()] + [(key, good)])
+    empty = await send(ledger, [(key, b"")])
     async with ledger.client() as client:
-        await eventually(
-            lambda: balance_of(client, owner_id), lambda b: b == 10, "the good command"
+        answer = await eventually(
+            lambda: reply_of(client, good), lambda r: r.status_code == 201, "the good command"
         )
+        assert answer.json()["balance"] == 10
+        for value, code in ((unknown_type, "unknown_type"), (invalid, "invalid_data")):
+            stored = await reply_of(client, orjson.dumps(value))
+            assert (stored.status_code, stored.json()["code"]) == (422, code)
+        stored = await reply_of(client, unknown_operation)
+        assert (stored.status_code, stored.json()["code"]) == (422, "unknown_operation")
     dead = await eventually(
         lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
-        lambda records: len([r for r in records if r.key == key]) >= len(bad_records),
+        lambda records: len([r for r in records if r.key == key]) >= len(bad) + 1,
         "the dead letters",
     )
     mine = [record for record in dead if record.key == key]
-    codes = [dict(record.headers)["error_code"].decode() for record in mine]
-    assert codes == [
-        "invalid_json",
-        "not_a_cloudevent",
-        "unknown_type",
-        "unknown_operation",
-        "key_mismatch",
-    ]
-    assert [record.value for record in mine] == [value for _, value in bad_records]
-    assert all(dict(record.headers)["error_message"] for record in mine)
+    assert [dict(r.headers)["error_code"].decode() for r in mine] == [*bad, "empty_record"]
+    for letter, metadata in zip(mine, [*written[: len(bad)], *empty], strict=True):
+        headers = dict(letter.headers)
+        assert headers["original_topic"] == ledger.topic("ledger.commands").encode()
+        assert headers["original_partition"] == str(metadata.partition).encode()
+        assert headers["original_offset"] == str(metadata.offset).encode()
+        assert headers["error_message"]
+    assert [letter.value for letter in mine[: len(bad)]] == list(bad.values())
 
 
-async def test_a_command_on_the_wrong_partition_is_refused_not_decided(ledger: LedgerStack) -> None:
-    owner_id = f"misrouted-{uuid.uuid4().hex[:8]}"
-    key, value = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
-    wrong = (partition_for(key, 4) + 1) % 4
-    producer = AIOKafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            ledger.topic("ledger.commands"), value, key=key, partition=wrong
-        )
-    finally:
-        await producer.stop()
+async def test_a_command_for_an_app_without_a_catalog_is_dead_lettered(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner("noapp")
+    key, value = record_entry_command("nope", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    await send(ledger, [(key, value)])
     dead = await eventually(
         lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
-        lambda records: any(record.key == key for record in records),
-        "the misrouted command's dead letter",
+        lambda records: any(record.value == value for record in records),
+        "the unknown app's dead letter",
     )
-    letter = next(record for record in dead if record.key == key)
-    assert dict(letter.headers)["error_code"] == b"wrong_partition"
-    assert b"murmur2" in dict(letter.headers)["error_message"]
+    letter = next(record for record in dead if record.value == value)
+    assert dict(letter.headers)["error_code"] == b"unknown_app"
+
+
+async def test_a_command_on_the_wrong_partition_is_forwarded_and_decided(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner("misrouted")
+    key, value = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    right = partition_for(key, ledger.partitions_of("ledger.commands"))
+    wrong = (right + 1) % ledger.partitions_of("ledger.commands")
+    await send(ledger, [(key, value)], partition=wrong)
     async with ledger.client() as client:
-        assert await balance_of(client, owner_id) == 0
-
-
-async def test_a_record_without_a_key_is_dead_lettered_too(ledger: LedgerStack) -> None:
-    marker = uuid.uuid4().hex.encode()
-    producer = AIOKafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            ledger.topic("ledger.commands"), b"{keyless " + marker, partition=1
+        answer = await eventually(
+            lambda: reply_of(client, value), lambda r: r.status_code == 201, "the answer"
         )
-    finally:
-        await producer.stop()
+        assert answer.json()["balance"] == 10
+    commands = await read_topic(ledger.bootstrap, ledger.topic("ledger.commands"))
+    copies = [record for record in commands if record.value == value]
+    assert [record.partition for record in copies] == [wrong, right]
+    assert dict(copies[1].headers)[FORWARDED_FROM_HEADER].startswith(
+        f"{ledger.topic('ledger.commands')}:{wrong}:".encode()
+    )
+
+
+async def test_a_command_keyed_otherwise_or_not_at_all_is_decided_for_its_owner(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner("rekeyed")
+    _, mis_keyed = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    _, keyless = record_entry_command("healthai", owner_id, "DAILY_REWARD", uuid.uuid4().hex)
+    await send(ledger, [(b"some-other-key", mis_keyed), (None, keyless)], partition=0)
+    async with ledger.client() as client:
+        for value in (mis_keyed, keyless):
+            await eventually(
+                functools.partial(reply_of, client, value),
+                lambda r: r.status_code == 201,
+                "the answer",
+            )
+        assert await balance_of(client, owner_id) == 11
+
+
+async def test_a_keyless_unreadable_record_is_dead_lettered_on_its_partition(
+    ledger: LedgerStack,
+) -> None:
+    marker = uuid.uuid4().hex.encode()
+    await send(ledger, [(None, b"{keyless " + marker)], partition=1)
     dead = await eventually(
         lambda: read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq")),
         lambda records: any(marker in (record.value or b"") for record in records),
@@ -160,3 +208,48 @@ async def test_a_record_without_a_key_is_dead_lettered_too(ledger: LedgerStack) 
     assert letter.key is None
     assert dict(letter.headers)["error_code"] == b"invalid_json"
     assert dict(letter.headers)["original_partition"] == b"1"
+
+
+async def test_an_oversized_record_is_dead_lettered_truncated_and_the_partition_flows(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner("huge")
+    key = f"healthai:{owner_id}".encode()
+    marker = uuid.uuid4().hex.encode()
+    huge = marker + b"x" * OVERSIZED_VALUE_BYTES
+    _, good = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    await send(ledger, [(key, huge), (key, good)])
+    async with ledger.client() as client:
+        await eventually(
+            lambda: reply_of(client, good), lambda r: r.status_code == 201, "the next command"
+        )
+    dead = await read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq"))
+    letter = next(record for record in dead if (record.value or b"").startswith(marker))
+    headers = dict(letter.headers)
+    assert headers["error_code"] == b"record_too_large"
+    assert headers["ledgerbus-truncated"] == b"true"
+    assert headers["original_size"] == str(len(huge)).encode()
+    assert letter.value == huge[:DEAD_LETTER_VALUE_MAX_BYTES]
+
+
+async def test_commands_are_deduplicated_by_source_and_id(ledger: LedgerStack) -> None:
+    owner_id = owner("dedupe")
+    command_id = uuid.uuid4().hex
+    key, first = record_entry_command("healthai", owner_id, "CREDIT_ADD", "n-1", command_id)
+    _, same_identity = record_entry_command("healthai", owner_id, "CREDIT_ADD", "n-2", command_id)
+    other_source = orjson.loads(same_identity) | {"source": "tests/another-producer"}
+    await send(ledger, [(key, first), (key, first), (key, same_identity)])
+    await send(ledger, [(key, orjson.dumps(other_source))])
+    async with ledger.client() as client:
+        both = await eventually(
+            lambda: client.get(f"/ledger/{owner_id}/entries"),
+            lambda r: len(r.json()["entries"]) == 2,
+            "the two distinct commands",
+        )
+        assert sorted(entry["nonce"] for entry in both.json()["entries"]) == ["n-1", "n-2"]
+        ambiguous = await client.get(f"/ledger/commands/{command_id}")
+        assert (ambiguous.status_code, ambiguous.json()["code"]) == (409, "ambiguous_command_id")
+        chosen = await client.get(
+            f"/ledger/commands/{command_id}", params={"source": "tests/another-producer"}
+        )
+        assert (chosen.status_code, chosen.json()["nonce"]) == (201, "n-2")

@@ -1,9 +1,14 @@
-"""The partition owner on real PostgreSQL and a real broker: fencing, order and leftovers."""
+"""The partition owner on real PostgreSQL, a real broker and a real aiokafka consumer (assigned
+by hand, see tests/support/owner_driver.py): fencing, order, leftovers, and what failures do.
+
+Nothing valid is stepped over: an error nobody foresaw retries, then halts the partition with
+the reason stored beside its checkpoint, and once cured the record is applied, never
+dead-lettered; a `HaltError` halts at once.
+"""
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import pytest
@@ -11,22 +16,30 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from ledgerbus.operations import migrate_all
+from shared.engine.messages import OutgoingMessage
+from shared.engine.partition_handler import (
+    HaltError,
+    HandlerResult,
+    PartitionBatch,
+    TransientError,
+)
+from shared.engine.partition_owner import PartitionOwner
 from shared.infra.provision import Infrastructure
 from shared.kafka.log_end import LogEndProbe
-from shared.kafka.partition_handler import HaltError, HandlerResult, PartitionBatch
-from shared.kafka.partition_owner import PartitionOwner
-from shared.kafka.producer import OutgoingMessage, PublishedMessage, create_producer
+from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicDefinition, create_topics
 from shared.postgres.pool import create_pool
-from tests.support.records import DrivenConsumer, consumer_record
-from tests.support.stacks import create_database, read_topic
+from tests.support.owner_driver import DrivenOwner, driven
+from tests.support.stacks import create_database, publish, read_topic
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+HALT_CURED_TIMEOUT_SECONDS = 45.0
 
 
 @dataclass
 class Harness:
-    dsn: str
+    bootstrap: str
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     probe: LogEndProbe
@@ -37,30 +50,22 @@ class Harness:
 class RowWriter:
     """Writes one row per record and emits one message per record; can be told to fail."""
 
-    def __init__(
-        self, sink: str, fail_offsets: frozenset[int] = frozenset(), halt: bool = False
-    ) -> None:
+    def __init__(self, sink: str) -> None:
         self.sink = sink
-        self.fail_offsets = fail_offsets
-        self.halt = halt
-        self.published: list[PublishedMessage] = []
+        self.fail_values: set[bytes] = set()
+        self.failure: type[Exception] = ValueError
+        self.calls = 0
+        self.handled: set[bytes] = set()
+        """Values written in a transaction that reached its end (it may still roll back)."""
 
     async def handle(self, connection: asyncpg.Connection, batch: PartitionBatch) -> HandlerResult:
-        if self.halt:
-            raise HaltError("the read model contradicts the log")
-        offsets = [record.offset for record in batch.records]
-        if self.fail_offsets & set(offsets):
-            raise ValueError(f"cannot handle {sorted(self.fail_offsets & set(offsets))}")
-        await connection.execute(
-            "INSERT INTO ledger.probe_rows SELECT unnest($1::bigint[])", offsets
-        )
-        messages = [OutgoingMessage(self.sink, b"k", str(offset).encode()) for offset in offsets]
-        return HandlerResult(messages=messages)
-
-    async def after_publish(
-        self, connection: asyncpg.Connection, published: Sequence[PublishedMessage], context: Any
-    ) -> None:
-        self.published.extend(published)
+        self.calls += 1
+        values = [record.value or b"" for record in batch.records]
+        if self.fail_values & set(values):
+            raise self.failure(f"cannot handle {sorted(self.fail_values & set(values))}")
+        await connection.execute("INSERT INTO ledger.probe_rows SELECT unnest($1::bytea[])", values)
+        self.handled.update(values)
+        return HandlerResult(messages=[OutgoingMessage(self.sink, b"k", value) for value in values])
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -69,85 +74,62 @@ async def harness(infrastructure: Infrastructure) -> AsyncIterator[Harness]:
     await migrate_all(dsn)
     prefix = f"owner-{uuid.uuid4().hex[:8]}"
     source, sink = f"{prefix}.source", f"{prefix}.sink"
+    bootstrap = infrastructure.kafka_bootstrap_servers
     await create_topics(
-        infrastructure.kafka_bootstrap_servers,
-        [
-            TopicDefinition(source, 1, 1),
-            TopicDefinition(sink, 1, 1),
-            TopicDefinition(f"{source}.dlq", 1, 1),
-        ],
-    )
+        bootstrap,
+        [TopicDefinition(source, 1, 1), TopicDefinition(sink, 1, 1),
+         TopicDefinition(f"{source}.dlq", 1, 1)],
+    )  # fmt: skip
     pool = await create_pool(dsn)
-    await pool.execute("CREATE TABLE ledger.probe_rows (record_offset bigint PRIMARY KEY)")
-    producer = create_producer(infrastructure.kafka_bootstrap_servers, client_id="tests")
-    probe = LogEndProbe(infrastructure.kafka_bootstrap_servers, client_id="tests")
+    await pool.execute("CREATE TABLE ledger.probe_rows (value bytea PRIMARY KEY)")
+    producer = create_producer(bootstrap, client_id="tests")
+    probe = LogEndProbe(bootstrap, client_id="tests")
     await producer.start()
     await probe.start()
-    yield Harness(dsn, pool, producer, probe, source, sink)
+    yield Harness(bootstrap, pool, producer, probe, source, sink)
     await probe.stop()
     await producer.stop()
     await pool.close()
 
 
-def owner(
-    harness: Harness, handler: RowWriter, fatal: list[BaseException] | None = None
-) -> PartitionOwner:
+def owner(harness: Harness, handler: RowWriter, fatal: list[BaseException]) -> PartitionOwner:
     return PartitionOwner(
-        consumer_name="probe",
-        schema="ledger",
-        pool=harness.pool,
-        producer=harness.producer,
-        handler=handler,
-        on_fatal=(fatal if fatal is not None else []).append,
-        log_end=harness.probe,
-    )
+        consumer_name="probe", schema="ledger", pool=harness.pool, producer=harness.producer,
+        handler=handler, on_fatal=fatal.append, log_end=harness.probe,
+    )  # fmt: skip
 
 
-def records(harness: Harness, offsets: range) -> list[Any]:
-    return [consumer_record(harness.source, 0, offset, b"k", b"v") for offset in offsets]
+async def rows(harness: Harness) -> list[bytes]:
+    return [row[0] for row in await harness.pool.fetch("SELECT value FROM ledger.probe_rows")]
 
 
-async def rows(harness: Harness) -> list[int]:
-    return [
-        row[0]
-        for row in await harness.pool.fetch(
-            "SELECT record_offset FROM ledger.probe_rows ORDER BY 1"
-        )
-    ]
+async def send(harness: Harness, values: list[bytes]) -> None:
+    await publish(harness.bootstrap, harness.source, [(b"k", value) for value in values])
+
+
+async def started(harness: Harness, handler: RowWriter, *, upkeep: bool = False) -> DrivenOwner:
+    partition_owner = owner(harness, handler, [])
+    driver = await driven(partition_owner, harness.bootstrap, upkeep=upkeep)
+    await driver.take([TopicPartition(harness.source, 0)])
+    return driver
 
 
 async def test_a_stale_owner_is_fenced_and_writes_nothing(harness: Harness) -> None:
-    tp = TopicPartition(harness.source, 0)
-    stale, current = (
-        owner(harness, RowWriter(harness.sink)),
-        owner(harness, RowWriter(harness.sink)),
-    )
-    stale_consumer, current_consumer = DrivenConsumer(), DrivenConsumer()
-    await stale.on_assigned(stale_consumer, [tp])
-    await current.on_assigned(current_consumer, [tp])
-    await stale.process(stale_consumer, records(harness, range(3)))
-    assert await rows(harness) == [] and stale.owned_partitions == frozenset()
-    await current.process(current_consumer, records(harness, range(3)))
-    assert await rows(harness) == [0, 1, 2]
-    assert current_consumer.commits[-1] == {tp: 3}
-
-
-async def test_redelivered_records_are_skipped_and_a_hole_is_never_left(harness: Harness) -> None:
-    tp = TopicPartition(harness.source, 0)
-    writer = RowWriter(harness.sink)
-    partition_owner, consumer = owner(harness, writer), DrivenConsumer()
-    await partition_owner.on_assigned(consumer, [tp])
-    await partition_owner.process(consumer, records(harness, range(5)))
-    await partition_owner.process(consumer, records(harness, range(3, 7)))
-    assert await rows(harness) == list(range(7))
-    await partition_owner.process(consumer, records(harness, range(9, 11)))
-    assert await rows(harness) == list(range(7)) and consumer.positions[tp] == 7
-    sunk = await read_topic(harness.producer.client._bootstrap_servers, harness.sink)
-    assert [record.value for record in sunk] == [str(offset).encode() for offset in range(7)]
+    await send(harness, [b"a0", b"a1", b"a2"])
+    stale = await started(harness, RowWriter(harness.sink))
+    current = await started(harness, RowWriter(harness.sink))
+    try:
+        await stale.drive_until(lambda: stale.batches >= 1)
+        assert await rows(harness) == []
+        assert stale.owner.owned_partitions == frozenset()
+        await current.drive_until(lambda: current.batches >= 1)
+        assert sorted(await rows(harness)) == [b"a0", b"a1", b"a2"]
+    finally:
+        await stale.stop()
+        await current.stop()
 
 
 async def test_a_predecessors_outbox_is_published_first_and_in_order(harness: Harness) -> None:
-    tp = TopicPartition(harness.source, 0)
     await harness.pool.execute(
         "INSERT INTO ledger.outbox (consumer, source_topic, source_partition, topic, key, value)"
         " SELECT 'probe', $1, 0, $2, 'k'::bytea, convert_to('left-' || n, 'UTF8')"
@@ -155,40 +137,76 @@ async def test_a_predecessors_outbox_is_published_first_and_in_order(harness: Ha
         harness.source,
         harness.sink,
     )
-    partition_owner, consumer = owner(harness, RowWriter(harness.sink)), DrivenConsumer()
-    await partition_owner.on_assigned(consumer, [tp])
-    await partition_owner.process(consumer, records(harness, range(2)))
-    sunk = await read_topic(harness.producer.client._bootstrap_servers, harness.sink)
-    assert [record.value for record in sunk] == [b"left-1", b"left-2", b"left-3", b"0", b"1"]
+    before = len(await read_topic(harness.bootstrap, harness.sink))
+    await send(harness, [b"b0"])
+    driver = await started(harness, RowWriter(harness.sink))
+    try:
+        await driver.drive_until(lambda: driver.batches >= 1)
+    finally:
+        await driver.stop()
+    sunk = [record.value for record in await read_topic(harness.bootstrap, harness.sink)]
+    assert sunk[before:] == [b"left-1", b"left-2", b"left-3", b"b0"]
     assert await harness.pool.fetchval("SELECT count(*) FROM ledger.outbox") == 0
 
 
-async def test_a_record_that_always_fails_is_isolated_and_dead_lettered(harness: Harness) -> None:
-    tp = TopicPartition(harness.source, 0)
-    partition_owner, consumer = (
-        owner(harness, RowWriter(harness.sink, frozenset({2}))),
-        DrivenConsumer(),
+async def halted_reason(harness: Harness) -> str | None:
+    value = await harness.pool.fetchval(
+        "SELECT halted_reason FROM ledger.checkpoints WHERE consumer = 'probe' AND topic = $1",
+        harness.source,
     )
-    await partition_owner.on_assigned(consumer, [tp])
-    log = records(harness, range(5))
-    for _ in range(12):
-        await partition_owner.process(consumer, log[consumer.positions[tp] :])
-        if consumer.positions[tp] >= 5:
-            break
-    assert await rows(harness) == [0, 1, 3, 4]
-    letters = await read_topic(harness.producer.client._bootstrap_servers, f"{harness.source}.dlq")
-    assert [dict(letter.headers)["error_code"] for letter in letters] == [b"processing_failed"]
-    assert dict(letters[0].headers)["original_offset"] == b"2"
+    return None if value is None else str(value)
 
 
-async def test_a_halt_stops_the_partition_and_reports_it(harness: Harness) -> None:
-    tp = TopicPartition(harness.source, 0)
-    fatal: list[BaseException] = []
-    partition_owner, consumer = (
-        owner(harness, RowWriter(harness.sink, halt=True), fatal),
-        DrivenConsumer(),
-    )
-    await partition_owner.on_assigned(consumer, [tp])
-    await partition_owner.process(consumer, records(harness, range(2)))
-    assert len(fatal) == 1 and isinstance(fatal[0], HaltError)
-    assert partition_owner.owned_partitions == frozenset() and await rows(harness) == []
+async def test_an_unforeseen_error_halts_the_partition_and_once_cured_nothing_was_skipped(
+    harness: Harness,
+) -> None:
+    values = [b"c0", b"c1-poisoned", b"c2"]
+    writer = RowWriter(harness.sink)
+    writer.fail_values = {b"c1-poisoned"}
+    await send(harness, values)
+    driver = await started(harness, writer, upkeep=True)
+    try:
+        await driver.drive_until(lambda: bool(driver.owner.halted()))
+        reason = await halted_reason(harness)
+        assert reason is not None
+        assert "c1-poisoned" in reason
+        assert b"c0" in await rows(harness)  # isolation let the record before it through
+        assert b"c2" not in await rows(harness)
+        writer.fail_values = set()  # the cure: a deploy fixed the bug
+        await driver.drive_until(lambda: b"c2" in writer.handled, HALT_CURED_TIMEOUT_SECONDS)
+        assert not driver.owner.halted()
+        assert {b"c0", b"c1-poisoned", b"c2"} <= set(await rows(harness))
+        assert await halted_reason(harness) is None
+    finally:
+        await driver.stop()
+    letters = await read_topic(harness.bootstrap, f"{harness.source}.dlq")
+    assert [letter for letter in letters if letter.value in values] == []
+
+
+async def test_a_halt_error_halts_at_once(harness: Harness) -> None:
+    writer = RowWriter(harness.sink)
+    writer.fail_values, writer.failure = {b"d0"}, HaltError
+    await send(harness, [b"d0"])
+    driver = await started(harness, writer)
+    try:
+        await driver.drive_until(lambda: bool(driver.owner.halted()))
+        assert writer.calls == 1
+    finally:
+        await driver.stop()
+    assert "cannot handle" in (await halted_reason(harness) or "")
+
+
+async def test_a_transient_error_retries_until_it_passes(harness: Harness) -> None:
+    writer = RowWriter(harness.sink)
+    writer.fail_values, writer.failure = {b"e0"}, TransientError
+    await send(harness, [b"e0"])
+    driver = await started(harness, writer)
+    try:
+        await driver.drive_until(lambda: writer.calls >= 8)
+        assert not driver.owner.halted()
+        writer.fail_values = set()
+        await driver.drive_until(lambda: b"e0" in writer.handled)
+        assert not driver.owner.halted()
+        await eventually(lambda: rows(harness), lambda found: b"e0" in found, "e0 committed")
+    finally:
+        await driver.stop()

@@ -6,6 +6,7 @@ real service processes (the same `ledgerbus run ...` commands as `make dev`).
 
 import contextlib
 import secrets
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from ledgerbus.stack import Stack, prepare, start_stack
 from shared.infra.process_group import ProcessGroup
 from shared.infra.provision import Infrastructure
 from shared.kafka.log_end import LogEndProbe
+from shared.kafka.topics import TopicDefinition, create_topics
 from tests.support.waiting import eventually
 
 HEALTHAI_KEY = "dev-healthai-key"
 TRAVELAI_KEY = "dev-travelai-key"
 HTTP_TIMEOUT_SECONDS = 30.0
+READ_TOPIC_TIMEOUT_SECONDS = 60.0
 PARTITIONS = 4
 
 
@@ -48,6 +51,7 @@ class LedgerStack:
     log_path: Path
     stack: Stack | None = None
     extra_groups: list[ProcessGroup] = field(default_factory=list)
+    topic_partitions: dict[str, int] = field(default_factory=dict)
 
     @property
     def dsn(self) -> str:
@@ -87,18 +91,32 @@ class LedgerStack:
         finally:
             await connection.close()
 
-    async def wait_until_owned(self, consumer: str, topic: str) -> None:
-        """Until the named consumer has claimed every partition of the topic in PostgreSQL."""
+    async def wait_until_owned(
+        self, consumer: str, topic: str, partitions: int = PARTITIONS
+    ) -> None:
+        """Until the named consumer holds every partition of the topic (a live heartbeat)."""
         await eventually(
             lambda: self.fetch(
                 "SELECT count(*) AS n FROM ledger.checkpoints WHERE consumer = $1 AND topic = $2"
-                " AND epoch > 0",
+                " AND epoch > 0 AND heartbeat_at > now() - interval '3 seconds'",
                 consumer,
                 self.topic(topic),
             ),
-            lambda rows: rows[0]["n"] == PARTITIONS,
-            f"{consumer} to claim {topic}",
+            lambda rows: rows[0]["n"] == partitions,
+            f"{consumer} to hold {topic}",
         )
+
+    async def wait_until_ready(self) -> None:
+        """Until every processor and projector holds all its partitions."""
+        await self.wait_until_owned(
+            "ledger-processor", "ledger.commands", self.partitions_of("ledger.commands")
+        )
+        await self.wait_until_owned(
+            "ledger-projector", "ledger.events", self.partitions_of("ledger.events")
+        )
+
+    def partitions_of(self, topic: str) -> int:
+        return self.topic_partitions.get(topic, PARTITIONS)
 
 
 @contextlib.asynccontextmanager
@@ -107,9 +125,10 @@ async def running_stack(
     log_path: Path,
     processes: tuple[str, ...],
     extra: Mapping[str, str] = {},
+    topic_partitions: Mapping[str, int] = {},
 ) -> AsyncIterator[LedgerStack]:
     """A fresh stack running `processes`, its output in `log_path`, stopped on exit."""
-    stack = await new_ledger_stack(infrastructure, log_path, extra)
+    stack = await new_ledger_stack(infrastructure, log_path, extra, topic_partitions)
     with log_path.open("w") as sink:
         await stack.start(processes, sink)
         try:
@@ -119,17 +138,31 @@ async def running_stack(
 
 
 async def new_ledger_stack(
-    infrastructure: Infrastructure, log_path: Path, extra: Mapping[str, str] = {}
+    infrastructure: Infrastructure,
+    log_path: Path,
+    extra: Mapping[str, str] = {},
+    topic_partitions: Mapping[str, int] = {},
 ) -> LedgerStack:
+    """A fresh database and topic prefix, migrated, with topics created; `topic_partitions`
+    gives some topics another partition count than deploy/topics.json."""
+    prefix = f"t{secrets.token_hex(4)}."
+    if topic_partitions:
+        await create_topics(
+            infrastructure.kafka_bootstrap_servers,
+            [TopicDefinition(name, count, 1) for name, count in topic_partitions.items()],
+            prefix,
+        )
     environment = {
         **infrastructure.environment(),
         "DATABASE_URL": await create_database(infrastructure.database_url),
-        "LEDGERBUS_TOPIC_PREFIX": f"t{secrets.token_hex(4)}.",
+        "LEDGERBUS_TOPIC_PREFIX": prefix,
         "LEDGERBUS_ENV": "dev",
         **extra,
     }
     await prepare(environment)
-    return LedgerStack(environment=environment, log_path=log_path)
+    return LedgerStack(
+        environment=environment, log_path=log_path, topic_partitions=dict(topic_partitions)
+    )
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
@@ -154,7 +187,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
         finally:
             await probe.stop()
         records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + READ_TOPIC_TIMEOUT_SECONDS
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic} was not read to its end within the deadline")
             batch = await consumer.getmany(timeout_ms=1000)
             for tp, items in batch.items():
                 records.extend(item for item in items if item.offset < ends[tp])

@@ -3,6 +3,10 @@
 `docker-compose config` (Debian's v1 package) checks the file without a Docker engine. The
 v2 plugin (`docker compose`) is checked too where it exists. Neither is ever skipped: a
 machine without Debian's docker-compose fails with a message to run `make tools`.
+
+The three-broker example (`deploy/compose.kafka-cluster.yml` on top of docker-compose.yml) is
+checked as compose merges the two, because merging is where an override goes wrong: a key it
+cannot remove, a process it forgot to list.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from typing import Any
 
 import pytest
 
+from shared.kafka.topics import (
+    MIN_INSYNC_REPLICAS_CONFIG,
+    MIN_INSYNC_REPLICAS_VARIABLE,
+    REPLICATION_FACTOR_VARIABLE,
+    load_definitions,
+)
 from shared.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +36,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 EXAMPLE_ENV = ROOT / "deploy" / "example.env"
 TOPICS_FILE = ROOT / "deploy" / "topics.json"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+CLUSTER_FILE = ROOT / "deploy" / "compose.kafka-cluster.yml"
+SINGLE_BROKER_FILES = (COMPOSE_FILE,)
+CLUSTER_FILES = (COMPOSE_FILE, CLUSTER_FILE)
 
 INFRA = ("kafka", "postgres", "redis")
 ONE_SHOTS = ("topics", "migrate")
@@ -45,6 +58,26 @@ CONTRACT = (
 )
 REQUIRED_VARIABLES = ("POSTGRES_PASSWORD", *SECRETS)
 """Variables the compose file takes with `${VAR:?message}`: no default, refused when unset."""
+
+KAFKA_IMAGE = "apache/kafka:3.9.1"
+KAFKA_DATA_DIRECTORY = "/var/lib/kafka/data"
+LEDGERBUS_IMAGE_PREFIX = "ledgerbus:"
+CLUSTER_NODE_COUNT = 3
+CLUSTER_NODE_IDS = {"1", "2", "3"}
+CLUSTER_BOOTSTRAP = {"kafka-1:9092", "kafka-2:9092", "kafka-3:9092"}
+CLUSTER_REPLICATION_FACTOR = 3
+CLUSTER_MIN_INSYNC_REPLICAS = 2
+CLUSTER_BROKER_SETTINGS = {
+    "KAFKA_PROCESS_ROLES": "broker,controller",
+    "KAFKA_DEFAULT_REPLICATION_FACTOR": str(CLUSTER_REPLICATION_FACTOR),
+    "KAFKA_MIN_INSYNC_REPLICAS": str(CLUSTER_MIN_INSYNC_REPLICAS),
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": str(CLUSTER_REPLICATION_FACTOR),
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": str(CLUSTER_REPLICATION_FACTOR),
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(CLUSTER_MIN_INSYNC_REPLICAS),
+    "KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE": "false",
+    "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+}
+"""Broker settings every cluster node must carry, as the apache/kafka image's variables."""
 
 MISSING_TOOL = (
     "Debian's `docker-compose` is not installed, so docker-compose.yml cannot be validated. "
@@ -71,11 +104,18 @@ class ComposeTool:
     argv: tuple[str, ...]
     emits_json: bool
 
-    def run(self, *args: str, env_file: Path, env: Mapping[str, str] | None = None) -> Result:
+    def run(
+        self,
+        *args: str,
+        env_file: Path,
+        env: Mapping[str, str] | None = None,
+        files: tuple[Path, ...] = SINGLE_BROKER_FILES,
+    ) -> Result:
+        """Run the tool on `files`, merged in order as `-f one -f two` merges them."""
+        file_arguments = [argument for path in files for argument in ("--file", str(path))]
         command = [
             *self.argv,
-            "--file",
-            str(COMPOSE_FILE),
+            *file_arguments,
             "--project-directory",
             str(ROOT),
             "--env-file",
@@ -93,9 +133,9 @@ class ComposeTool:
         )
         return Result(completed.returncode, completed.stdout, completed.stderr)
 
-    def config(self) -> Config:
+    def config(self, files: tuple[Path, ...] = SINGLE_BROKER_FILES) -> Config:
         args = ("config", "--format", "json") if self.emits_json else ("config",)
-        result = self.run(*args, env_file=EXAMPLE_ENV)
+        result = self.run(*args, env_file=EXAMPLE_ENV, files=files)
         assert result.returncode == 0, f"{self.name} config failed:\n{result.stderr}"
         if self.emits_json:
             return as_mapping(json.loads(result.stdout))
@@ -216,6 +256,59 @@ def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
     return {name: "" if value is None else str(value) for name, value in raw.items()}
 
 
+def named_volumes_at(service: Mapping[str, Any], target: str) -> set[str]:
+    """Sources of the volumes a service mounts at `target`, in short or long syntax."""
+    mounts = service.get("volumes") or []
+    sources = {
+        (mount["source"], mount["target"])
+        if isinstance(mount, dict)
+        else tuple(str(mount).split(":")[:2])
+        for mount in mounts
+    }
+    return {source for source, mounted in sources if mounted == target}
+
+
+def network_names(name: str, service: Mapping[str, Any]) -> set[str]:
+    """The host names a service answers to on its networks: its own and its aliases."""
+    names = {name}
+    networks = service.get("networks") or {}
+    if isinstance(networks, dict):
+        for network in networks.values():
+            names.update((network or {}).get("aliases") or [])
+    return names
+
+
+def kafka_nodes(config: Config) -> dict[str, Mapping[str, Any]]:
+    return {
+        name: service
+        for name, service in config["services"].items()
+        if str(service.get("image", "")).startswith("apache/kafka")
+    }
+
+
+def ledgerbus_processes(config: Config) -> dict[str, Mapping[str, Any]]:
+    """Every service running the Ledgerbus image, including any the override forgot to list."""
+    return {
+        name: service
+        for name, service in config["services"].items()
+        if str(service.get("image", "")).startswith(LEDGERBUS_IMAGE_PREFIX)
+    }
+
+
+def kafka_node_by_host(config: Config) -> dict[str, str]:
+    """Host name to the Kafka service answering to it."""
+    return {
+        host: name
+        for name, service in kafka_nodes(config).items()
+        for host in network_names(name, service)
+    }
+
+
+def host_of(address: str) -> str:
+    """`kafka-1` of `kafka-1:9092`, or of `PLAINTEXT://kafka-1:9092`."""
+    return address.rpartition("//")[2].rpartition(":")[0]
+
+
 def healthcheck_command(service: Mapping[str, Any]) -> str:
     check = service.get("healthcheck") or {}
     assert not check.get("disable"), "healthcheck is disabled"
@@ -233,6 +326,12 @@ def tools() -> list[ComposeTool]:
 def configs(tools: list[ComposeTool]) -> dict[str, Config]:
     """The resolved configuration as each available tool prints it, with the example env."""
     return {tool.name: tool.config() for tool in tools}
+
+
+@pytest.fixture(scope="module")
+def cluster_configs(tools: list[ComposeTool]) -> dict[str, Config]:
+    """docker-compose.yml merged with the three-broker override, as each tool prints it."""
+    return {tool.name: tool.config(CLUSTER_FILES) for tool in tools}
 
 
 def each_service(
@@ -288,18 +387,11 @@ def test_infra_is_pinned_and_has_healthchecks(configs: dict[str, Config]) -> Non
 
 
 def test_kafka_and_postgres_keep_data_in_named_volumes(configs: dict[str, Config]) -> None:
-    data_dirs = {"kafka": "/var/lib/kafka/data", "postgres": "/var/lib/postgresql/data"}
+    data_dirs = {"kafka": KAFKA_DATA_DIRECTORY, "postgres": "/var/lib/postgresql/data"}
     for tool, config in configs.items():
         declared = set(config.get("volumes") or {})
         for name, target in data_dirs.items():
-            mounts = config["services"][name].get("volumes") or []
-            sources = {
-                (mount["source"], mount["target"])
-                if isinstance(mount, dict)
-                else tuple(str(mount).split(":")[:2])
-                for mount in mounts
-            }
-            named = {source for source, mounted in sources if mounted == target}
+            named = named_volumes_at(config["services"][name], target)
             assert named, f"{tool}: {name} has no volume at {target}"
             assert named <= declared, f"{tool}: {name} volume {named} is not a named volume"
 
@@ -421,3 +513,127 @@ def test_dockerignore_keeps_local_state_out() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", ".ledgerbus", ".git"} <= ignored
+
+
+def test_single_broker_topics_keep_one_copy(configs: dict[str, Config]) -> None:
+    """Defaults 1 and unset: the one-shot creates what deploy/topics.json says."""
+    for tool, _name, service in each_service(configs, ("topics",)):
+        env = environment_of(service)
+        assert env.get(REPLICATION_FACTOR_VARIABLE) == "1", tool
+        assert env.get(MIN_INSYNC_REPLICAS_VARIABLE) == "", tool
+        for definition in load_definitions(TOPICS_FILE, environment=env):
+            assert definition.replication_factor == 1, f"{tool}: {definition.name}"
+            assert MIN_INSYNC_REPLICAS_CONFIG not in definition.config, definition.name
+
+
+def test_single_broker_keeps_unclean_leader_election_off(configs: dict[str, Config]) -> None:
+    for tool, _name, service in each_service(configs, ("kafka",)):
+        env = environment_of(service)
+        assert env.get("KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE") == "false", tool
+
+
+def test_cluster_config_validates_with_example_env(tools: list[ComposeTool]) -> None:
+    for tool in tools:
+        result = tool.run("config", "--quiet", env_file=EXAMPLE_ENV, files=CLUSTER_FILES)
+        assert result.returncode == 0, f"{tool.name} cluster config failed:\n{result.stderr}"
+
+
+def test_cluster_runs_three_kraft_nodes(cluster_configs: dict[str, Config]) -> None:
+    for tool, config in cluster_configs.items():
+        nodes = kafka_nodes(config)
+        assert len(nodes) == CLUSTER_NODE_COUNT, f"{tool}: kafka nodes {sorted(nodes)}"
+        environments = {name: environment_of(service) for name, service in nodes.items()}
+        node_ids = [env.get("KAFKA_NODE_ID") for env in environments.values()]
+        assert set(node_ids) == CLUSTER_NODE_IDS, f"{tool}: node ids {node_ids}"
+        for name, service in nodes.items():
+            assert service["image"] == KAFKA_IMAGE, f"{tool}: {name} image"
+            assert "kafka-broker-api-versions" in healthcheck_command(service), f"{tool}: {name}"
+            assert service.get("restart") == "unless-stopped", f"{tool}: {name} restart"
+            env = environments[name]
+            for setting, value in CLUSTER_BROKER_SETTINGS.items():
+                assert env.get(setting) == value, f"{tool}: {name} {setting}={env.get(setting)}"
+        cluster_ids = {env.get("CLUSTER_ID") for env in environments.values()}
+        assert len(cluster_ids) == 1, f"{tool}: nodes disagree on the cluster id {cluster_ids}"
+
+
+def test_cluster_voters_name_every_node(cluster_configs: dict[str, Config]) -> None:
+    for tool, config in cluster_configs.items():
+        nodes = kafka_nodes(config)
+        by_host = kafka_node_by_host(config)
+        voter_lists = {
+            environment_of(node)["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes.values()
+        }
+        assert len(voter_lists) == 1, f"{tool}: nodes disagree on the voters {voter_lists}"
+        voters = dict(voter.split("@") for voter in voter_lists.pop().split(","))
+        assert set(voters) == CLUSTER_NODE_IDS, f"{tool}: voters {voters}"
+        for node_id, address in voters.items():
+            owner = by_host.get(host_of(address))
+            assert owner is not None, f"{tool}: voter {node_id}@{address} is no kafka service"
+            env = environment_of(nodes[owner])
+            assert env["KAFKA_NODE_ID"] == node_id, f"{tool}: {address} is not node {node_id}"
+            advertised = host_of(env["KAFKA_ADVERTISED_LISTENERS"])
+            assert advertised == host_of(address), f"{tool}: {owner} advertises {advertised}"
+
+
+def test_cluster_nodes_keep_data_in_their_own_volumes(cluster_configs: dict[str, Config]) -> None:
+    for tool, config in cluster_configs.items():
+        declared = set(config.get("volumes") or {})
+        owners: dict[str, str] = {}
+        for name, service in kafka_nodes(config).items():
+            named = named_volumes_at(service, KAFKA_DATA_DIRECTORY)
+            assert len(named) == 1, f"{tool}: {name} volumes at {KAFKA_DATA_DIRECTORY}: {named}"
+            volume = named.pop()
+            assert volume in declared, f"{tool}: {name} volume {volume} is not a named volume"
+            assert volume not in owners, f"{tool}: {name} shares {volume} with {owners[volume]}"
+            owners[volume] = name
+        assert "kafka-data" not in owners, f"{tool}: the single broker's volume is reused"
+
+
+def test_cluster_processes_reach_every_broker(cluster_configs: dict[str, Config]) -> None:
+    for tool, config in cluster_configs.items():
+        processes = ledgerbus_processes(config)
+        assert set(LEDGERBUS_SERVICES) <= set(processes), f"{tool}: {sorted(processes)}"
+        by_host = kafka_node_by_host(config)
+        nodes = set(kafka_nodes(config))
+        for name, service in processes.items():
+            bootstrap = environment_of(service)["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+            assert len(bootstrap) == len(set(bootstrap)), f"{tool}: {name} repeats a broker"
+            assert set(bootstrap) == CLUSTER_BOOTSTRAP, f"{tool}: {name} bootstrap {bootstrap}"
+            reached = {by_host.get(host_of(address)) for address in bootstrap}
+            assert reached == nodes, f"{tool}: {name} reaches {reached}, not {nodes}"
+            depends_on = service["depends_on"]
+            for node in nodes:
+                condition = (depends_on.get(node) or {}).get("condition")
+                assert condition == "service_healthy", f"{tool}: {name} -> {node}: {condition}"
+
+
+def test_cluster_topics_one_shot_replicates_three_ways(
+    cluster_configs: dict[str, Config],
+) -> None:
+    """The values reach the one-shot, and the one-shot's loader turns them into topics."""
+    for tool, _name, service in each_service(cluster_configs, ("topics",)):
+        env = environment_of(service)
+        assert env.get(REPLICATION_FACTOR_VARIABLE) == str(CLUSTER_REPLICATION_FACTOR), tool
+        assert env.get(MIN_INSYNC_REPLICAS_VARIABLE) == str(CLUSTER_MIN_INSYNC_REPLICAS), tool
+        assert service["command"] == [
+            "topics",
+            "create",
+            "--definitions",
+            "/app/deploy/topics.json",
+        ]
+        for definition in load_definitions(TOPICS_FILE, environment=env):
+            assert definition.replication_factor == CLUSTER_REPLICATION_FACTOR, definition.name
+            minimum = definition.config[MIN_INSYNC_REPLICAS_CONFIG]
+            assert minimum == str(CLUSTER_MIN_INSYNC_REPLICAS), definition.name
+
+
+def test_cluster_keeps_the_rest_of_the_contract(cluster_configs: dict[str, Config]) -> None:
+    """The override changes where Kafka is, nothing else a process reads or waits for."""
+    for tool, name, service in each_service(cluster_configs, LEDGERBUS_SERVICES):
+        env = environment_of(service)
+        missing = [variable for variable in CONTRACT if not env.get(variable)]
+        assert not missing, f"{tool}: {name} lacks {missing}"
+        assert env["LEDGERBUS_ENV"] == "production", f"{tool}: {name}"
+        for infra in ("postgres", "redis"):
+            condition = (service["depends_on"].get(infra) or {}).get("condition")
+            assert condition == "service_healthy", f"{tool}: {name} -> {infra}: {condition}"

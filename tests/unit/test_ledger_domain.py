@@ -9,9 +9,10 @@ import pytest
 from services.ledger.domain.catalog import CatalogError, build_catalogs
 from services.ledger.domain.model import (
     Account,
+    CommandIdentity,
     NewDecision,
     NonceReused,
-    Replay,
+    Repeated,
     Status,
     decide,
     entry_id_for,
@@ -72,24 +73,24 @@ def test_a_first_command_records_an_entry_and_advances_the_stream() -> None:
     decision, after = decide(
         command(),
         account=Account("healthai", "alice", 0, 0),
-        prior=None,
+        earlier=None,
         catalog=CATALOG,
-        command_id="c1",
+        identity=CommandIdentity("tests", "c1"),
         now=NOW,
     )
     assert isinstance(decision, NewDecision) and isinstance(decision.event, EntryRecorded)
     assert (after.balance, after.sequence) == (10, 1)
     assert decision.event.entry_id == entry_id_for("healthai", "n1")
-    assert decision.prior.status is Status.RECORDED
+    assert decision.decision.status is Status.RECORDED
 
 
 def test_a_spend_beyond_the_balance_is_rejected_and_the_balance_stays() -> None:
     decision, after = decide(
         command("CONTENT_CREATION"),
         account=Account("healthai", "alice", 4, 7),
-        prior=None,
+        earlier=None,
         catalog=CATALOG,
-        command_id="c1",
+        identity=CommandIdentity("tests", "c1"),
         now=NOW,
     )
     assert isinstance(decision, NewDecision) and isinstance(decision.event, EntryRejected)
@@ -101,22 +102,24 @@ def test_a_decided_nonce_replays_for_the_same_request_and_conflicts_otherwise() 
     first, account = decide(
         command(),
         account=Account("healthai", "alice", 0, 0),
-        prior=None,
+        earlier=None,
         catalog=CATALOG,
-        command_id="c1",
+        identity=CommandIdentity("tests", "c1"),
         now=NOW,
     )
     assert isinstance(first, NewDecision)
     again, same = decide(
-        command(), account=account, prior=first.prior, catalog=CATALOG, command_id="c2", now=NOW
-    )
-    assert isinstance(again, Replay) and same == account
+        command(), account=account, earlier=first.decision, catalog=CATALOG,
+        identity=CommandIdentity("tests", "c2"), now=NOW,
+    )  # fmt: skip
+    assert isinstance(again, Repeated)
+    assert same == account
     other, _ = decide(
         command("DAILY_REWARD"),
         account=account,
-        prior=first.prior,
+        earlier=first.decision,
         catalog=CATALOG,
-        command_id="c3",
+        identity=CommandIdentity("tests", "c3"),
         now=NOW,
     )
     assert isinstance(other, NonceReused)
@@ -130,9 +133,26 @@ def test_no_sequence_of_commands_makes_a_balance_negative() -> None:
         _, account = decide(
             command(operation, nonce=f"n{index}"),
             account=account,
-            prior=None,
+            earlier=None,
             catalog=CATALOG,
-            command_id=f"c{index}",
+            identity=CommandIdentity("tests", f"c{index}"),
             now=NOW,
         )
         assert account.balance >= 0 and account.sequence == index + 1
+
+
+def test_a_refusal_names_no_caller_chosen_text_so_it_fits_for_any_owner_id() -> None:
+    """Reproduces the parked command: 128 tag-like characters in `repr` overflowed `detail`."""
+    owner_id = "\U0001d54f" * 128  # MATHEMATICAL DOUBLE-STRUCK X, ten characters in `repr`
+    decision, _ = decide(
+        command("CONTENT_CREATION", owner_id=owner_id),
+        account=Account("healthai", owner_id, 0, 0),
+        earlier=None,
+        catalog=CATALOG,
+        identity=CommandIdentity("tests", "c1"),
+        now=NOW,
+    )
+    assert isinstance(decision, NewDecision)
+    assert isinstance(decision.event, EntryRejected)
+    assert owner_id not in decision.event.detail
+    assert len(decision.event.detail) < 200

@@ -1,13 +1,10 @@
-"""Reads for the gateway: balances, entries, checkpoints and stored command answers."""
+"""Reads for the gateway: balances, entries and the projector's checkpoints."""
 
 from collections.abc import Mapping
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.ledger.adapters.decision_store import decision_from_row
-from services.ledger.domain.outcomes import HTTP_CONFLICT, HTTP_UNPROCESSABLE, decision_outcome
 from services.ledger.settings import EVENTS_TOPIC, PROJECTOR_NAME
 
 
@@ -65,31 +62,3 @@ class LedgerReads:
             self._events_topic,
         )
         return {row["partition"]: row["next_offset"] for row in rows}
-
-    async def stored_outcome(self, command_id: str) -> dict[str, Any] | None:
-        """The answer a command got, or None while it is undecided or its event unpublished."""
-        row = await self._pool.fetchrow(
-            "SELECT o.app AS command_app, o.status AS answer_status, o.code AS answer_code,"
-            " o.detail AS answer_detail, d.* FROM ledger.command_outcomes o"
-            " LEFT JOIN ledger.decisions d ON d.app = o.app AND d.nonce = o.nonce"
-            " WHERE o.command_id = $1",
-            command_id,
-        )
-        if row is None:
-            return None
-        status = row["answer_status"]
-        body: dict[str, Any]
-        if row["answer_code"] in ("nonce_reused", "unknown_operation"):
-            assert status in (HTTP_CONFLICT, HTTP_UNPROCESSABLE)
-            body = {"detail": row["answer_detail"], "code": row["answer_code"]}
-        else:
-            stored = decision_from_row(row)
-            if stored.position is None and status != HTTP_CONFLICT:
-                return None
-            outcome = decision_outcome(
-                stored.decision,
-                stored.position or "",
-                first=stored.decision.command_id == command_id,
-            )
-            body = outcome.body
-        return {"command_id": command_id, "app": row["command_app"], "status": status, "body": body}

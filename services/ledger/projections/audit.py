@@ -1,149 +1,66 @@
-"""`ledgerbus audit --service ledger`: the read model and the decision state against the log.
+"""`ledgerbus audit --service ledger`: the platform's replay and comparison, plus the ledger's
+own invariants on the same snapshot:
 
-1. One REPEATABLE READ snapshot of the live schema fixes the positions the read model reached.
-2. `ledger.events` is replayed from offset 0 up to exactly those positions into a scratch schema.
-3. Every balance and entry row is compared, and the invariants are checked: no negative
-   balance, conservation (balances equal the sum of entries), one outcome per nonce, and the
-   decision state agreeing with the log wherever both have seen the same events.
+- no negative balance, and in each app the balances add up to the entries (conservation);
+- one outcome per nonce in the whole log;
+- the processor's decision state (accounts) agrees with the fold of the log;
+- every decision has its event in the log (or waiting in the outbox);
+- with `--until`, each owner's balance as of the cut equals the fold up to the cut.
 """
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from services.ledger.projections.ledger_view import ProjectionInvariantError
-from services.ledger.projections.replay import Replayer, replay_into_scratch
-from services.ledger.projections.view_store import LIVE_SCHEMA, ViewStore
-from services.ledger.settings import EVENTS_TOPIC, PROJECTOR_NAME, SCHEMA
-from shared.audit import AuditReport, TableComparison, compare_sorted
-from shared.kafka.checkpoints import CheckpointStore
-from shared.postgres.migrations import quote_schema
-from shared.postgres.pool import connect
+from services.ledger.projections.ledger_view import LEDGER_PROJECTIONS, BalanceRow
+from shared.contracts.ledger import EntryRecorded, EntryRejected
+from shared.engine.audit import audit_projections
+from shared.engine.audit_report import AuditReport
+from shared.engine.projection import Applied
+from shared.engine.replay import ReplayState
+from shared.observability.consumers import ConsumerWatch
+from shared.settings import PlatformSettings
 
-BALANCE_ORDER = 'app COLLATE "C", owner_id COLLATE "C"'
-
-
-async def audit_ledger(
-    dsn: str,
-    bootstrap_servers: str,
-    *,
-    topic_prefix: str = "",
-    until: datetime | None = None,
-    on_total: Callable[[int], None] = lambda _: None,
-    on_progress: Callable[[int], None] = lambda _: None,
-) -> AuditReport:
-    report = AuditReport(service="ledger")
-    topic = f"{topic_prefix}{EVENTS_TOPIC}"
-    live = await connect(dsn, application_name="ledgerbus-audit")
-    scratch = await connect(dsn, application_name="ledgerbus-audit-scratch")
-    store = ViewStore(f"audit_{secrets.token_hex(6)}")
-    replayer = Replayer(bootstrap_servers, topic, until)
-    try:
-        snapshot = live.transaction(isolation="repeatable_read", readonly=True)
-        await snapshot.start()
-        stored = await CheckpointStore(SCHEMA, PROJECTOR_NAME).positions(live)
-        report.positions = {p: offset for (t, p), offset in stored.items() if t == topic}
-        ends = await replayer.start()
-        for partition, offset in report.positions.items():
-            if offset > ends.get(partition, 0):
-                raise ProjectionInvariantError(
-                    f"the read model stands at {partition}:{offset} but the log ends at"
-                    f" {ends.get(partition, 0)}: the log lost records"
-                )
-        on_total(sum(report.positions.values()))
-        try:
-            await replay_into_scratch(scratch, store, replayer, report.positions, on_progress)
-        except ProjectionInvariantError as error:
-            report.violations.append(f"the log contradicts itself: {error}")
-            return report
-        report.events_applied = replayer.state.events_applied
-        _note_replay(report, replayer)
-        await _compare(report, live, scratch, store, until)
-        await _check_invariants(report, live, replayer)
-        await snapshot.rollback()
-    finally:
-        await replayer.stop()
-        await scratch.execute(f"DROP SCHEMA IF EXISTS {quote_schema(store.schema)} CASCADE")
-        await scratch.close()
-        await live.close()
-    return report
+VIOLATIONS_LISTED_MAX = 50
+DECISIONS_FETCHED_PER_ROUND = 10_000
 
 
-def _note_replay(report: AuditReport, replayer: Replayer) -> None:
-    state = replayer.state
-    if state.duplicates:
-        report.notes.append(f"{state.duplicates} repeated events in the log were ignored (same id)")
-    if state.invalid_records:
-        report.notes.append(f"{state.invalid_records} invalid records skipped (see the DLQ)")
-    if state.after_cut:
-        report.notes.append(f"{state.after_cut} events after the --until cut were left out")
+class LedgerChecks:
+    def __init__(self) -> None:
+        self._nonces: dict[tuple[str, str], str] = {}
+        self.conflicting_nonces: list[str] = []
+
+    def observe(self, event: Any, applied: Applied) -> None:
+        assert isinstance(event, EntryRecorded | EntryRejected), "ledger events only"
+        first = self._nonces.setdefault((event.app, event.nonce), applied.event_id)
+        if first != applied.event_id:
+            self.conflicting_nonces.append(f"{event.app}:{event.nonce}")
+
+    async def check(
+        self,
+        report: AuditReport,
+        live: asyncpg.Connection,
+        replay: ReplayState,
+        until: datetime | None,
+    ) -> None:
+        for nonce in self.conflicting_nonces[:VIOLATIONS_LISTED_MAX]:
+            report.violations.append(f"nonce {nonce} has more than one outcome in the log")
+        await _check_balances(report, live)
+        balances: dict[tuple[Any, ...], BalanceRow] = replay.states[0]
+        if until is None:
+            await _check_decision_state(report, live, balances)
+            await _check_decisions_have_events(report, live, replay)
+        else:
+            await _check_balances_at_cut(report, live, balances, until)
 
 
-async def _compare(
-    report: AuditReport,
-    live: asyncpg.Connection,
-    scratch: asyncpg.Connection,
-    store: ViewStore,
-    until: datetime | None,
-) -> None:
-    live_entries = f"{quote_schema(LIVE_SCHEMA)}.entries"
-    entry_columns = (
-        "id, app, owner_id, operation, amount, nonce, created_on, balance, sequence, event_id,"
-        " position"
-    )
-    cut = "" if until is None else " WHERE created_on <= $1"
-    arguments = () if until is None else (until,)
-    async with scratch.transaction():
-        await compare_sorted(
-            report,
-            TableComparison(
-                "entry",
-                f"SELECT {entry_columns} FROM {live_entries}{cut} ORDER BY id",
-                f"SELECT {entry_columns} FROM {store.entries} ORDER BY id",
-                1,
-                lambda row: str(row[0]),
-            ),
-            live,
-            scratch,
-            arguments,
-        )
-        await compare_sorted(report, _balances(store, until), live, scratch, arguments)
-
-
-def _balances(store: ViewStore, until: datetime | None) -> TableComparison:
-    describe: Callable[[tuple[object, ...]], str] = lambda row: f"{row[0]}:{row[1]}"  # noqa: E731
-    if until is None:
-        columns = "app, owner_id, balance, last_updated, sequence, position"
-        return TableComparison(
-            "balance",
-            f"SELECT {columns} FROM {quote_schema(LIVE_SCHEMA)}.balances ORDER BY {BALANCE_ORDER}",
-            f"SELECT {columns} FROM {store.balances} ORDER BY {BALANCE_ORDER}",
-            2,
-            describe,
-        )
-    # As of a cut, the live balance of an owner is the balance after its last entry before it.
-    as_of = (
-        "SELECT DISTINCT ON (app, owner_id) app, owner_id, balance FROM {table}"
-        " WHERE created_on <= {cut} ORDER BY app, owner_id, sequence DESC"
-    )
-    return TableComparison(
-        "balance",
-        f"SELECT * FROM ({as_of.format(table=f'{quote_schema(LIVE_SCHEMA)}.entries', cut='$1')})"
-        f" AS b ORDER BY {BALANCE_ORDER}",
-        f"SELECT app, owner_id, balance FROM {store.balances} WHERE (app, owner_id) IN"
-        f" (SELECT app, owner_id FROM {store.entries}) ORDER BY {BALANCE_ORDER}",
-        2,
-        describe,
-    )
-
-
-async def _check_invariants(
-    report: AuditReport, live: asyncpg.Connection, replayer: Replayer
-) -> None:
+async def _check_balances(report: AuditReport, live: asyncpg.Connection) -> None:
     negative = await live.fetch(
         "SELECT app, owner_id, balance FROM ledger.balances WHERE balance < 0 ORDER BY 1, 2"
+        " LIMIT $1",
+        VIOLATIONS_LISTED_MAX,
     )
     for row in negative:
         report.violations.append(
@@ -160,18 +77,15 @@ async def _check_invariants(
             f"conservation broken in {row['app']}: balances sum to {row['total']} but entries to"
             f" {row['entries']}"
         )
-    for nonce in replayer.state.conflicting_nonces[:50]:
-        report.violations.append(f"nonce {nonce} has more than one outcome in the log")
-    await _check_decision_state(report, live, replayer)
 
 
 async def _check_decision_state(
-    report: AuditReport, live: asyncpg.Connection, replayer: Replayer
+    report: AuditReport, live: asyncpg.Connection, balances: dict[tuple[Any, ...], BalanceRow]
 ) -> None:
     """The processor's accounts agree with the log wherever both have seen the same events."""
     rows = await live.fetch("SELECT app, owner_id, balance, sequence FROM ledger.accounts")
     for row in rows:
-        replayed = replayer.state.rows.get((row["app"], row["owner_id"]))
+        replayed = balances.get((row["app"], row["owner_id"]))
         replayed_sequence = replayed.sequence if replayed else 0
         owner = f"{row['app']}:{row['owner_id']}"
         if row["sequence"] < replayed_sequence:
@@ -188,3 +102,67 @@ async def _check_decision_state(
                 f"decision state of {owner} holds {row['balance']} but the log folds to"
                 f" {replayed.balance}"
             )
+
+
+async def _check_decisions_have_events(
+    report: AuditReport, live: asyncpg.Connection, replay: ReplayState
+) -> None:
+    """A decision whose event is neither in the log nor waiting in the outbox was lost."""
+    missing = 0
+    async for row in live.cursor(
+        "SELECT d.app, d.nonce, d.event_id FROM ledger.decisions d WHERE NOT EXISTS"
+        " (SELECT 1 FROM ledger.outbox o WHERE o.message_id = d.event_id)",
+        prefetch=DECISIONS_FETCHED_PER_ROUND,
+    ):
+        if row["event_id"] in replay.event_ids:
+            continue
+        missing += 1
+        if missing <= VIOLATIONS_LISTED_MAX:
+            report.violations.append(
+                f"decision {row['app']}:{row['nonce']} has no event in the log"
+                f" (event {row['event_id']})"
+            )
+    if missing > VIOLATIONS_LISTED_MAX:
+        report.violations.append(f"... {missing} decisions in all have no event in the log")
+
+
+async def _check_balances_at_cut(
+    report: AuditReport,
+    live: asyncpg.Connection,
+    balances: dict[tuple[Any, ...], BalanceRow],
+    until: datetime,
+) -> None:
+    """As of a cut, an owner's balance is the balance after its last entry before it."""
+    rows = await live.fetch(
+        "SELECT DISTINCT ON (app, owner_id) app, owner_id, balance FROM ledger.entries"
+        " WHERE created_on <= $1 ORDER BY app, owner_id, sequence DESC",
+        until,
+    )
+    at_cut = {(row["app"], row["owner_id"]): row["balance"] for row in rows}
+    replayed = {key: row.balance for key, row in balances.items() if key in at_cut or row.balance}
+    for key in sorted(set(at_cut) | set(replayed)):
+        report.rows_compared += 1
+        if at_cut.get(key, 0) != replayed.get(key, 0):
+            report.add_difference(
+                f"balance {key[0]}:{key[1]} as of the cut: live entries say"
+                f" {at_cut.get(key, 0)}, the log folds to {replayed.get(key, 0)}"
+            )
+
+
+def _watches(settings: PlatformSettings) -> list[ConsumerWatch]:
+    return [
+        ConsumerWatch("ledger", "ledger-processor", settings.topic("ledger.commands")),
+        ConsumerWatch("ledger", "ledger-projector", settings.topic("ledger.events")),
+    ]
+
+
+async def run_audit(
+    settings: PlatformSettings,
+    until: datetime | None,
+    on_total: Callable[[int], None],
+    on_progress: Callable[[int], None],
+) -> AuditReport:
+    return await audit_projections(
+        settings, "ledger", LEDGER_PROJECTIONS, _watches(settings), checks=LedgerChecks(),
+        until=until, on_total=on_total, on_progress=on_progress,
+    )  # fmt: skip

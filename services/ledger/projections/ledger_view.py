@@ -1,24 +1,28 @@
-"""The ledger read model as a pure fold over `ledger.events`.
+"""The ledger read model as one fold over `ledger.events`: balances and the entry list.
 
-`apply_event` is the one definition of how an event changes the read model. The live projector,
-`ledgerbus projections rebuild ledger` and `ledgerbus audit` all call it, so a replay from
-offset 0 produces exactly the rows the live projector wrote.
-
-Deduplication: every event carries its aggregate's sequence. An event whose sequence is not
-beyond the row's is a repeat (a retried publish can land twice) and changes nothing; a sequence
-that skips ahead means an event is missing, which must never be papered over.
+`LedgerView.apply` is the one definition of how an event changes the read model; the platform
+runs it in the live projector, the rebuild and the audit (see shared/engine/projection.py).
+The platform admits each event once, in its stream's order; the fold still checks that every
+event agrees with the balance it folds into, since a log that contradicts itself must halt.
 """
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from shared.contracts.ledger import EntryRecorded, EntryRejected
-from shared.kafka.partition_handler import HaltError
+from shared.contracts.ledger import LEDGER_EVENTS, EntryRecorded, EntryRejected, aggregate_key
+from shared.engine.projection import (
+    Applied,
+    FoldResult,
+    ProjectionInvariantError,
+    ProjectionSet,
+)
+from shared.engine.tables import Table
 
+POSITIONS_CHANNEL = "ledger_positions"
+"""NOTIFY channel on which the projector announces each partition's new checkpoint."""
 
-class ProjectionInvariantError(HaltError):
-    """The log contradicts itself; the projector stops rather than write a wrong balance."""
+LedgerEvent = EntryRecorded | EntryRejected
 
 
 class BalanceRow(NamedTuple):
@@ -44,55 +48,87 @@ class EntryRow(NamedTuple):
     position: str
 
 
-# Rows are named tuples: cheap to build a million of, and COPY takes them as they are.
-BALANCE_COLUMNS = BalanceRow._fields
-ENTRY_COLUMNS = EntryRow._fields
+BALANCES = Table(
+    name="balances",
+    row=BalanceRow,
+    types=("text", "text", "bigint", "timestamptz", "bigint", "text"),
+    key=("app", "owner_id"),
+)
+ENTRIES = Table(
+    name="entries",
+    row=EntryRow,
+    types=("uuid", "text", "text", "text", "bigint", "text", "timestamptz", "bigint", "bigint",
+           "text", "text"),
+    key=("id",),
+    until_column="created_on",
+)  # fmt: skip
 
 
-def apply_event(
-    row: BalanceRow | None,
-    event: EntryRecorded | EntryRejected,
-    *,
-    event_id: str,
-    position: str,
-) -> tuple[BalanceRow, EntryRow | None] | None:
-    """Fold one event into an owner's row; None when the event was applied before."""
-    current_sequence = row.sequence if row is not None else 0
-    if event.sequence <= current_sequence:
-        return None
-    owner = f"{event.app}:{event.owner_id}"
-    if event.sequence != current_sequence + 1:
-        raise ProjectionInvariantError(
-            f"{owner}: event {event_id} has sequence {event.sequence} but the last applied is"
-            f" {current_sequence}; an event is missing from the log"
-        )
-    balance_before = row.balance if row is not None else 0
-    if isinstance(event, EntryRejected):
-        if event.balance != balance_before:
-            raise ProjectionInvariantError(f"{owner}: rejection {event_id} states another balance")
-        updated = BalanceRow(
-            event.app, event.owner_id, balance_before, event.rejected_on, event.sequence, position
-        )
-        return updated, None
-    if balance_before + event.amount != event.balance or event.balance < 0:
-        raise ProjectionInvariantError(
-            f"{owner}: entry {event_id} moves {balance_before} by {event.amount} to"
-            f" {event.balance}; the fold disagrees"
-        )
-    updated = BalanceRow(
-        event.app, event.owner_id, event.balance, event.created_on, event.sequence, position
-    )
-    entry = EntryRow(
-        id=event.entry_id,
-        app=event.app,
-        owner_id=event.owner_id,
-        operation=event.operation,
-        amount=event.amount,
-        nonce=event.nonce,
-        created_on=event.created_on,
-        balance=event.balance,
-        sequence=event.sequence,
-        event_id=event_id,
-        position=position,
-    )
-    return updated, entry
+class LedgerView:
+    """Balances (one row per app and owner) and recorded entries."""
+
+    state = BALANCES
+    appended = (ENTRIES,)
+
+    def state_key(self, event: Any) -> tuple[Any, ...] | None:
+        assert isinstance(event, EntryRecorded | EntryRejected), "ledger events only"
+        return (event.app, event.owner_id)
+
+    def apply(self, state: Any | None, event: Any, applied: Applied) -> FoldResult:
+        assert isinstance(event, EntryRecorded | EntryRejected), "ledger events only"
+        assert state is None or isinstance(state, BalanceRow), "balances hold BalanceRow"
+        owner = aggregate_key(event.app, event.owner_id)
+        before = state.balance if state is not None else 0
+        if (state.sequence if state is not None else 0) != event.sequence - 1:
+            raise ProjectionInvariantError(
+                f"{owner}: event {applied.event_id} has sequence {event.sequence} but the balance"
+                f" row stands at {state.sequence if state else 0}"
+            )
+        if isinstance(event, EntryRejected):
+            if event.balance != before:
+                raise ProjectionInvariantError(
+                    f"{owner}: rejection {applied.event_id} states another balance"
+                )
+            row = BalanceRow(
+                event.app, event.owner_id, before, event.rejected_on, event.sequence,
+                applied.position,
+            )  # fmt: skip
+            return FoldResult(row)
+        if before + event.amount != event.balance or event.balance < 0:
+            raise ProjectionInvariantError(
+                f"{owner}: entry {applied.event_id} moves {before} by {event.amount} to"
+                f" {event.balance}; the fold disagrees"
+            )
+        row = BalanceRow(
+            event.app, event.owner_id, event.balance, event.created_on, event.sequence,
+            applied.position,
+        )  # fmt: skip
+        entry = EntryRow(
+            id=event.entry_id, app=event.app, owner_id=event.owner_id, operation=event.operation,
+            amount=event.amount, nonce=event.nonce, created_on=event.created_on,
+            balance=event.balance, sequence=event.sequence, event_id=applied.event_id,
+            position=applied.position,
+        )  # fmt: skip
+        return FoldResult(row, ((ENTRIES, entry),))
+
+
+def _stream_of(event: Any) -> tuple[str, int]:
+    assert isinstance(event, EntryRecorded | EntryRejected), "ledger events only"
+    return aggregate_key(event.app, event.owner_id), event.sequence
+
+
+def _time_of(event: Any) -> datetime:
+    assert isinstance(event, EntryRecorded | EntryRejected), "ledger events only"
+    return event.created_on if isinstance(event, EntryRecorded) else event.rejected_on
+
+
+LEDGER_PROJECTIONS = ProjectionSet(
+    consumer="ledger-projector",
+    schema="ledger",
+    topic="ledger.events",
+    registry=LEDGER_EVENTS,
+    stream_of=_stream_of,
+    time_of=_time_of,
+    folds=(LedgerView(),),
+    positions_channel=POSITIONS_CHANNEL,
+)

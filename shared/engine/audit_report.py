@@ -25,6 +25,8 @@ class AuditReport:
     difference_count: int = 0
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    consumers: dict[str, Any] = field(default_factory=dict)
+    """Per consumer and partition: lag, ownership, halts (as readiness reports them)."""
 
     @property
     def matches(self) -> bool:
@@ -46,6 +48,7 @@ class AuditReport:
             "differences": self.differences,
             "violations": self.violations,
             "notes": self.notes,
+            "consumers": self.consumers,
         }
 
 

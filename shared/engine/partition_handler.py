@@ -1,23 +1,24 @@
-"""What a service implements to run on a partition owner, and the errors it can raise."""
+"""What runs on a partition owner (a processor or a projector), and the errors it can raise."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-from shared.kafka.producer import OutgoingMessage, PublishedMessage
-
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
+from shared.engine.messages import OutgoingMessage, Record
 
 
 class PartitionConsumer(Protocol):
     """The part of aiokafka's consumer the owner uses."""
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+    def resume(self, *partitions: TopicPartition) -> None: ...
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
@@ -41,24 +42,19 @@ class PartitionBatch:
 
 @dataclass(frozen=True, slots=True)
 class HandlerResult:
-    """What a handler decided: messages for the outbox, dead letters, and its own context."""
+    """What a handler decided: messages for the outbox, and dead letters.
+
+    Dead letters are published before the transaction commits (a crash repeats them, never
+    loses them); outbox messages are published after it commits.
+    """
 
     messages: Sequence[OutgoingMessage] = ()
     dead_letters: Sequence[OutgoingMessage] = ()
-    context: Any = None
 
 
 class PartitionHandler(Protocol):
     async def handle(self, connection: asyncpg.Connection, batch: PartitionBatch) -> HandlerResult:
         """Decide a batch inside the owner's transaction; must not publish anything itself."""
-
-    async def after_publish(
-        self,
-        connection: asyncpg.Connection,
-        published: Sequence[PublishedMessage],
-        context: Any,
-    ) -> None:
-        """Record where the messages landed. `context` is None for a predecessor's leftovers."""
 
 
 class CheckpointOutsideLogError(RuntimeError):
@@ -74,8 +70,8 @@ class TransientError(RuntimeError):
 
 
 class HaltError(RuntimeError):
-    """Raised by a handler when going on would be wrong (a read model that contradicts its
-    log): the partition stops and the process exits with the reason, nothing is skipped."""
+    """Raised by a handler when going on would be wrong (a log that contradicts itself): the
+    partition halts at once, with the reason, and nothing is skipped."""
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -90,12 +86,19 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover in progress
-    KafkaError,
+    KafkaConnectionError,
+    KafkaTimeoutError,  # aiokafka marks it not retriable, but it only says the broker is slow
     OSError,
     TimeoutError,
 )
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors that a retry can cure: lost connections, lock conflicts, broker hiccups."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """Errors that a retry can cure: lost connections, lock conflicts, broker hiccups.
+
+    A Kafka error counts when aiokafka marks it retriable; a refused record size, for example,
+    is not, so it never retries for ever on one record.
+    """
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))

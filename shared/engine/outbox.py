@@ -1,4 +1,8 @@
-"""The outbox: messages decided in a transaction, published by the partition owner after commit."""
+"""The outbox: messages decided in a transaction, published by the partition owner after commit.
+
+Each row also names the stored replies that wait for the message's position, so a successor
+that publishes a crashed owner's leftovers completes those replies too.
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from shared.kafka.producer import OutgoingMessage
+from shared.engine.messages import OutgoingMessage, ReplyKey
 from shared.postgres.migrations import quote_schema
 
 OUTBOX_FLUSH_BATCH_MESSAGES = 5_000
@@ -25,12 +29,14 @@ class OutboxStore:
         self.consumer = consumer
         self._insert = (
             f"INSERT INTO {table} (consumer, source_topic, source_partition, topic, key, value,"
-            " headers) SELECT $1, $2, $3, m.topic, m.key, m.value, m.headers::jsonb"
-            " FROM unnest($4::text[], $5::bytea[], $6::bytea[], $7::text[])"
-            " AS m(topic, key, value, headers) RETURNING id"
+            " headers, message_id, reply_keys) SELECT $1, $2, $3, m.topic, m.key, m.value,"
+            " m.headers::jsonb, m.message_id, m.reply_keys::jsonb FROM unnest($4::text[],"
+            " $5::bytea[], $6::bytea[], $7::text[], $8::text[], $9::text[])"
+            " AS m(topic, key, value, headers, message_id, reply_keys) RETURNING id"
         )
         self._pending = (
-            f"SELECT id, topic, key, value, headers::text AS headers FROM {table}"
+            "SELECT id, topic, key, value, headers::text AS headers, message_id,"
+            f" reply_keys::text AS reply_keys FROM {table}"
             " WHERE consumer = $1 AND source_topic = $2 AND source_partition = $3"
             " ORDER BY id LIMIT $4"
         )
@@ -53,7 +59,9 @@ class OutboxStore:
             [message.topic for message in messages],
             [message.key for message in messages],
             [message.value for message in messages],
-            [_encode_headers(message.headers) for message in messages],
+            [encode_headers(message.headers) for message in messages],
+            [message.message_id for message in messages],
+            [_encode_reply_keys(message.reply_keys) for message in messages],
         )
         # INSERT ... SELECT FROM unnest keeps the input order, so ids follow the messages.
         return [
@@ -77,9 +85,9 @@ class OutboxStore:
                     topic=row["topic"],
                     key=row["key"],
                     value=row["value"],
-                    headers=tuple(
-                        (name, bytes.fromhex(value)) for name, value in orjson.loads(row["headers"])
-                    ),
+                    headers=decode_headers(row["headers"]),
+                    message_id=row["message_id"],
+                    reply_keys=_decode_reply_keys(row["reply_keys"]),
                 ),
             )
             for row in rows
@@ -89,6 +97,20 @@ class OutboxStore:
         await connection.execute(self._delete, list(outbox_ids))
 
 
-def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
+def encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
     """Headers are bytes; JSON keeps them as hex so any byte survives the round trip."""
     return orjson.dumps([[name, value.hex()] for name, value in headers]).decode()
+
+
+def decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, bytes.fromhex(value)) for name, value in orjson.loads(text))
+
+
+def _encode_reply_keys(keys: Sequence[ReplyKey]) -> str | None:
+    return orjson.dumps([list(key) for key in keys]).decode() if keys else None
+
+
+def _decode_reply_keys(text: str | None) -> tuple[ReplyKey, ...]:
+    if text is None:
+        return ()
+    return tuple(ReplyKey(source, message_id) for source, message_id in orjson.loads(text))
