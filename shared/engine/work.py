@@ -77,14 +77,15 @@ class Work(Generic[StateT]):
 
     def emit(
         self,
-        cause: Incoming[Any],
+        cause: Incoming[Any] | ReplyKey,
         *,
         topic: str,
         key: str,
         message_type: str,
         data: ContractModel,
     ) -> Emitted:
-        """Publish an event or a command after commit; its id derives from its cause."""
+        """Publish an event or a command after commit; its id derives from its cause (a
+        message being handled, or the identity of a refused record in `on_poison`)."""
         self.messages.append(self._build(cause, topic, key, message_type, data))
         return Emitted(self.messages[-1].message_id or "", len(self.messages) - 1)
 
@@ -130,7 +131,7 @@ class Work(Generic[StateT]):
 
     def schedule(
         self,
-        cause: Incoming[Any],
+        cause: Incoming[Any] | ReplyKey,
         *,
         name: str,
         due_at: datetime,
@@ -149,9 +150,18 @@ class Work(Generic[StateT]):
         self.cancelled.append(name)
 
     def _build(
-        self, cause: Incoming[Any], topic: str, key: str, message_type: str, data: ContractModel
+        self,
+        cause: Incoming[Any] | ReplyKey,
+        topic: str,
+        key: str,
+        message_type: str,
+        data: ContractModel,
     ) -> OutgoingMessage:
-        identity = cause.identity
+        if isinstance(cause, ReplyKey):
+            identity, correlation = cause, cause.message_id
+        else:
+            identity = cause.identity
+            correlation = cause.envelope.correlationid or cause.envelope.id
         index = self._emitted_per_cause.get(identity, 0)
         self._emitted_per_cause[identity] = index + 1
         message_id, value = encode_event(
@@ -159,8 +169,8 @@ class Work(Generic[StateT]):
             source=self._source,
             subject=key,
             data=data,
-            correlation_id=cause.envelope.correlationid or cause.envelope.id,
-            causation_id=cause.envelope.id,
+            correlation_id=correlation,
+            causation_id=identity.message_id,
             message_id=derived_id(identity.source, identity.message_id, index),
         )
         return OutgoingMessage(
