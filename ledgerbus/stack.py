@@ -91,8 +91,31 @@ async def start_stack(
     for name in processes:
         await stack.group.start(stack.spec(name, restart_on_exit=restart_on_exit))
     if GATEWAY_PROCESS in processes:
-        await wait_for_health(stack.gateway_url, GATEWAY_START_TIMEOUT_SECONDS)
+        await _healthy_or_given_up(stack)
     return stack
+
+
+class GaveUpError(RuntimeError):
+    """The supervisor gave up on a process before the stack came up; the message names it."""
+
+
+async def _healthy_or_given_up(stack: Stack) -> None:
+    """Wait for the gateway, unless the supervisor gives up on a crash-looping process first."""
+    health = asyncio.ensure_future(
+        wait_for_health(stack.gateway_url, GATEWAY_START_TIMEOUT_SECONDS)
+    )
+    give_up = asyncio.ensure_future(stack.group.wait_for_give_up())
+    try:
+        await asyncio.wait({health, give_up}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (health, give_up):
+            if not task.done():
+                task.cancel()
+    if health.done() and not health.cancelled():
+        health.result()
+        return
+    failed = give_up.result()
+    raise GaveUpError(f"the supervisor gave up on {failed.name}: {failed.describe()}")
 
 
 async def wait_for_health(base_url: str, timeout_seconds: float) -> None:

@@ -25,7 +25,9 @@ from shared.settings import ConfigurationError, PlatformSettings, load_settings
 EXIT_OK = 0
 EXIT_CONFIGURATION = 2
 EXIT_FATAL = 3
-STOP_TIMEOUT_SECONDS = 20.0
+STOP_STEP_TIMEOUT_SECONDS = 5.0
+"""Each stop step (consumer, upkeep, producer flush, pool) gets this long: a broker or database
+that is down must not keep SIGTERM from ending the process."""
 
 logger = get_logger(__name__)
 
@@ -125,7 +127,7 @@ async def _stop(
     steps += [*worker.extra_stop, worker.producer.stop, worker.pool.close]
     for step in steps:
         try:
-            await asyncio.wait_for(step(), STOP_TIMEOUT_SECONDS)
+            await asyncio.wait_for(step(), STOP_STEP_TIMEOUT_SECONDS)
         except Exception as error:
             logger.warning(
                 "stop step failed", step=getattr(step, "__qualname__", "?"), error=repr(error)
@@ -133,4 +135,4 @@ async def _stop(
     if ops_server is not None and ops_task is not None:
         ops_server.should_exit = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ops_task, STOP_TIMEOUT_SECONDS)
+            await asyncio.wait_for(ops_task, STOP_STEP_TIMEOUT_SECONDS)

@@ -11,14 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra.provision import Infrastructure, provision
+from shared.infra.embedded_process import EmbeddedServer
+from shared.infra.provision import Infrastructure, Provisioned, provision
 
 
 @pytest.fixture(scope="session")
-def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
     state = tmp_path_factory.mktemp("infrastructure")
     provisioned = provision(os.environ, Path(state), kafka_port=None, clean=True)
     try:
-        yield provisioned.infrastructure
+        yield provisioned
     finally:
         provisioned.stop()
+
+
+@pytest.fixture(scope="session")
+def infrastructure(provisioned: Provisioned) -> Infrastructure:
+    return provisioned.infrastructure
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres(provisioned: Provisioned) -> EmbeddedServer | None:
+    """The session's PostgreSQL when this run started it (not when DATABASE_URL names one):
+    tests that stop and start PostgreSQL need a server of their own to do it to."""
+    return provisioned.embedded_servers().get("postgres")

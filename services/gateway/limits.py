@@ -1,10 +1,12 @@
 """A cap on request bodies: a body larger than `REQUEST_BODY_MAX_BYTES` is refused with a
-JSON 413, without being read or parsed (a 5 MB body must not cost 5 MB of parsing, nor be
-echoed back in a validation error).
+JSON 413 and never parsed (a 5 MB body must not cost 5 MB of parsing, nor be echoed back in a
+validation error).
 
-A declared `Content-Length` over the cap is refused before reading; a chunked body is counted
-as it arrives. Either way the connection is closed after the answer, because the rest of the
-body was never read and cannot be told apart from the next request.
+The refused body is still read and thrown away, up to `REQUEST_BODY_DRAIN_MAX_BYTES`, before
+the answer: a client still sending when the server answers and closes sees a broken pipe
+instead of the 413 (httpx, requests and most others do), and the drained connection stays
+usable for the next request. A body beyond the drain cap is answered at once and the
+connection closed.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +15,8 @@ from shared.http.errors import encode_json
 
 REQUEST_BODY_MAX_BYTES = 64 * 1024
 """No request of the contract needs more than a few hundred bytes."""
+REQUEST_BODY_DRAIN_MAX_BYTES = 32 * 1024 * 1024
+"""Past this, reading a refused body costs more than a client's broken pipe."""
 
 
 class BodyTooLargeError(Exception):
@@ -30,16 +34,18 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(receive, send, 0, declared)
             return
         received = 0
+        body_done = False
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLargeError
             return message
@@ -55,23 +61,35 @@ class BodyLimitMiddleware:
         except BodyTooLargeError:
             if started:
                 raise
-            await self._refuse(send)
+            await self._refuse(receive, send, received if not body_done else -1, declared)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send, read: int, declared: int | None) -> None:
+        """Drain what is left of the body (within the cap), then answer 413."""
+        drained = read < 0 or await _drain(receive, read, declared)
         detail = f"The request body exceeds {self.max_bytes} bytes."
         body = encode_json({"detail": detail, "code": "body_too_large"})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if not drained:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive, read: int, declared: int | None) -> bool:
+    """True when the whole body was read (and thrown away) within the drain cap."""
+    if declared is not None and declared > REQUEST_BODY_DRAIN_MAX_BYTES:
+        return False
+    while read <= REQUEST_BODY_DRAIN_MAX_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -23,6 +23,11 @@ class EmbeddedKafka(EmbeddedServer):
     start_timeout_seconds = KAFKA_START_TIMEOUT_SECONDS
     stop_timeout_seconds = KAFKA_STOP_TIMEOUT_SECONDS
     port_environment_variable = KAFKA_PORT_ENVIRONMENT_VARIABLE
+    restart_in_place_refusal = (
+        "the embedded broker keeps its log in memory only, so a restarted broker would "
+        "start with an empty log while the consumer checkpoints stored in PostgreSQL "
+        "point past its end"
+    )
 
     def __init__(self, port: int | None = None, *, log_dir: Path | None = None) -> None:
         super().__init__(port, log_dir)

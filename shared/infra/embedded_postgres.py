@@ -32,6 +32,7 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 2.0
 POSTGRES_IDENTIFIER_MAXIMUM_LENGTH_CHARACTERS = 63
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 POSTGRES_SUPERUSER = "postgres"
+POSTGRES_LOCK_FILE_NAME = "postmaster.pid"
 
 _DATABASE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -39,8 +40,15 @@ _DATABASE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
 class EmbeddedPostgres(EmbeddedServer):
     """A PostgreSQL server tuned for speed over durability, for development and tests.
 
-    fsync, synchronous commit and full page writes are off, so a machine crash can lose
-    or corrupt the data directory; never point this at data you need to keep.
+    fsync and full page writes are off, so a machine crash can lose or corrupt the data
+    directory; never point this at data you need to keep. Synchronous commit stays on: a
+    commit then reaches the operating system before it is acknowledged, so a server that
+    is killed (even with SIGKILL) and started again keeps every committed transaction, at
+    the cost of one write (no fsync) per commit.
+
+    ``stop()`` then ``start()`` brings the server back on the same data directory and port,
+    also after it was killed with SIGKILL: the workers it left are ended, and a lock file
+    naming a process that is gone is removed before the new server starts.
     """
 
     process_name = "postgres"
@@ -91,6 +99,7 @@ class EmbeddedPostgres(EmbeddedServer):
             self.data_dir.mkdir(parents=True, exist_ok=True)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initialize_data_dir()
+        _remove_stale_lock_file(self.data_dir / POSTGRES_LOCK_FILE_NAME)
 
     def _initialize_data_dir(self) -> None:
         command = [
@@ -123,7 +132,6 @@ class EmbeddedPostgres(EmbeddedServer):
     def _command(self, port: int) -> list[str]:
         settings = {
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
             "max_connections": "300",
             "shared_buffers": "256MB",
@@ -189,6 +197,40 @@ def _check_database_name(name: str) -> None:
             f"Invalid database name {name!r}: use lower-case letters, digits and underscores, "
             f"at most {POSTGRES_IDENTIFIER_MAXIMUM_LENGTH_CHARACTERS} characters."
         )
+
+
+def _remove_stale_lock_file(lock_file: Path) -> None:
+    """Remove the lock file of a server that was killed, unless its process still runs.
+
+    PostgreSQL removes a stale lock file itself when the PID in it is unused, but refuses
+    to start when another process has taken that PID since; a lock file whose PID names
+    no PostgreSQL process is therefore removed here.
+    """
+    try:
+        first_line = lock_file.read_text().split("\n", 1)[0].strip()
+    except FileNotFoundError:
+        return
+    if first_line.isdigit() and _is_live_postgres_process(int(first_line)):
+        return
+    lock_file.unlink(missing_ok=True)
+
+
+def _is_live_postgres_process(pid: int) -> bool:
+    process_directory = Path(f"/proc/{pid}")
+    try:
+        state = (process_directory / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command_line = (process_directory / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        # Without /proc the PID alone decides, as PostgreSQL itself would.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            # The PID exists and belongs to another user, which is all PostgreSQL checks.
+            return True
+        return True
+    return state != "Z" and b"postgres" in command_line
 
 
 def _postgres_bin_dir() -> Path:

@@ -3,6 +3,12 @@
 A server is started as a plain child process in a session of its own, with its output
 in a log file and a parent-death signal set, and is stopped by the PID this object
 started, never by name: the graceful signal first, SIGKILL after a timeout.
+
+A server that died on its own is noticed without being reaped (``exited``), because an
+unreaped child keeps its PID, and with it the number of its process group, reserved: the
+workers it forked can then still be ended by that number without any risk of signalling an
+unrelated process that reused it. ``stop`` ends those leftovers, reaps the server, and
+leaves the object ready to ``start`` again on the same port.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -27,6 +34,13 @@ DEFAULT_STOP_TIMEOUT_SECONDS = 5.0
 READINESS_POLL_INTERVAL_SECONDS = 0.05
 ERROR_LOG_TAIL_LINE_COUNT = 30
 ERROR_LOG_TAIL_MAXIMUM_BYTES = 64 * 1024
+EXIT_POLL_INTERVAL_SECONDS = 0.02
+# Leftover workers get SIGKILL, which ends them at once unless they are stuck in the
+# kernel; past this bound the stop goes on and a later start reports what is in the way.
+PROCESS_GROUP_EXIT_TIMEOUT_SECONDS = 5.0
+
+# Zombies and processes being torn down, as /proc/PID/stat shows them.
+_DEAD_PROCESS_STATES = frozenset({"Z", "X", "x"})
 
 _ResultType = TypeVar("_ResultType")
 
@@ -52,6 +66,25 @@ def run_coroutine_blocking(
         return executor.submit(lambda: asyncio.run(coroutine_factory())).result()
 
 
+@dataclass(frozen=True)
+class ServerExit:
+    """How a server process ended: its PID and its exit code."""
+
+    pid: int
+    # Negative when a signal ended the process, as in ``subprocess``: -9 is SIGKILL.
+    exit_code: int
+
+    def describe(self) -> str:
+        """Return the exit code, with the signal's name when a signal ended the process."""
+        if self.exit_code >= 0:
+            return f"exit code {self.exit_code}"
+        try:
+            signal_name = signal.Signals(-self.exit_code).name
+        except ValueError:
+            signal_name = f"signal {-self.exit_code}"
+        return f"exit code {self.exit_code} (ended by {signal_name})"
+
+
 class EmbeddedServer:
     """Shared lifecycle of one server child: spawn, wait until ready, stop by PID."""
 
@@ -62,6 +95,9 @@ class EmbeddedServer:
     # The environment variable a developer sets to choose this server's port, if any;
     # it is named in the error message when the chosen port is taken.
     port_environment_variable: str | None = None
+    # Why starting this server again after it died would mislead its clients, or None
+    # when a restart on the same port serves them as before.
+    restart_in_place_refusal: str | None = None
 
     def __init__(self, port: int | None, log_dir: Path | None) -> None:
         self._port: int | None = port
@@ -69,13 +105,27 @@ class EmbeddedServer:
         self.log_dir = log_dir if log_dir is not None else default_log_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
+        self._started_before = False
 
     @property
     def pid(self) -> int | None:
         """The PID of the running server, or None when it is not running."""
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None or _exit_code_without_reaping(self._process) is not None:
             return None
         return self._process.pid
+
+    def exited(self) -> ServerExit | None:
+        """Return how the server ended if it died since its start, or None while it runs.
+
+        The server is not reaped here; ``stop`` does that, after ending any workers it
+        left behind. None is also the answer when the server was never started or stopped.
+        """
+        if self._process is None:
+            return None
+        exit_code = _exit_code_without_reaping(self._process)
+        if exit_code is None:
+            return None
+        return ServerExit(self._process.pid, exit_code)
 
     @property
     def port(self) -> int:
@@ -102,9 +152,13 @@ class EmbeddedServer:
         """
         if self.pid is not None:
             return
+        # A server that died on its own is reaped, with its leftovers, before the new one.
+        self.stop()
         port = self._claim_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = self.log_path.open("wb")
+        # A later start appends, so the log still shows why the previous server ended.
+        self._log_file = self.log_path.open("ab" if self._started_before else "wb")
+        self._started_before = True
         try:
             self._prepare()
             self._process = self._spawn(self._command(port))
@@ -115,18 +169,26 @@ class EmbeddedServer:
             raise
 
     def stop(self) -> None:
-        """Stop the server: the graceful signal first, SIGKILL after the stop timeout."""
+        """Stop the server: the graceful signal first, SIGKILL after the stop timeout.
+
+        This also cleans up after a server that died on its own (even by SIGKILL): the
+        workers it left are ended and it is reaped, so ``start`` may follow at once.
+        Safe to repeat.
+        """
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(self.graceful_stop_signal)
-            try:
-                process.wait(timeout=self.stop_timeout_seconds)
-            except subprocess.TimeoutExpired:
-                # The server has not been reaped, so its PID is still its process group id
-                # and the group holds only the server and the workers it forked.
+        if process is not None:
+            if _exit_code_without_reaping(process) is None:
+                # The server is not reaped, so its PID still names our child.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, self.graceful_stop_signal)
+                _wait_for_exit_without_reaping(process, self.stop_timeout_seconds)
+            if process.returncode is None:
+                # Until the server is reaped its PID is still its process group id, and the
+                # group holds only the server and the workers it forked: SIGKILL ends them.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.wait()
+            _wait_for_process_group_to_empty(process.pid)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -184,7 +246,7 @@ class EmbeddedServer:
         last_error = "no answer yet"
         while time.monotonic() < deadline:
             assert self._process is not None  # Set by start() just before this call.
-            return_code = self._process.poll()
+            return_code = _exit_code_without_reaping(self._process)
             if return_code is not None:
                 raise EmbeddedStartError(
                     f"{self.process_name} exited with code {return_code} while starting."
@@ -215,3 +277,74 @@ class EmbeddedServer:
             return f"\n(The log {self.log_path} could not be read.)"
         tail = "\n".join(text.splitlines()[-ERROR_LOG_TAIL_LINE_COUNT:])
         return f"\nLast lines of {self.log_path}:\n{tail}"
+
+
+def _exit_code_without_reaping(process: subprocess.Popen[bytes]) -> int | None:
+    """Return the exit code of ``process`` once it has ended, leaving it unreaped.
+
+    The code follows ``subprocess``: negative when a signal ended the process.
+    """
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        status = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        # Something else reaped it; Popen.poll records that as an exit with code 0.
+        return process.poll()
+    if status is None:
+        return None
+    if status.si_code == os.CLD_EXITED:
+        return status.si_status
+    return -status.si_status
+
+
+def _wait_for_exit_without_reaping(
+    process: subprocess.Popen[bytes], timeout_seconds: float
+) -> None:
+    """Wait, within ``timeout_seconds``, until ``process`` ends, without reaping it."""
+    deadline = time.monotonic() + timeout_seconds
+    while _exit_code_without_reaping(process) is None:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(EXIT_POLL_INTERVAL_SECONDS)
+
+
+def _wait_for_process_group_to_empty(process_group_id: int) -> None:
+    """Wait, within a bound, until no live process remains in ``process_group_id``.
+
+    A server such as PostgreSQL refuses to start while workers of its previous run still
+    hold its shared memory, so a restart must not begin before they are gone.
+    """
+    deadline = time.monotonic() + PROCESS_GROUP_EXIT_TIMEOUT_SECONDS
+    while _process_group_has_live_members(process_group_id):
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(EXIT_POLL_INTERVAL_SECONDS)
+
+
+def _process_group_has_live_members(process_group_id: int) -> bool:
+    """Return whether a process other than a zombie is in ``process_group_id``.
+
+    Orphaned workers are reaped by the system's init process, which inside a container
+    may never do so; a zombie holds nothing, so zombies do not count.
+    """
+    process_table = Path("/proc")
+    if not process_table.is_dir():
+        try:
+            os.killpg(process_group_id, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in process_table.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            # After the command name come the state, the parent PID and the process group.
+            state, process_group = fields[0], int(fields[2])
+        except (OSError, IndexError, ValueError):
+            # The process ended while we looked, which is what we wait for.
+            continue
+        if process_group == process_group_id and state not in _DEAD_PROCESS_STATES:
+            return True
+    return False

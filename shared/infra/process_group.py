@@ -38,6 +38,28 @@ ANSI_NAME_COLORS = ("\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", 
 ExitCallback = Callable[[str, int], None]
 
 
+@dataclass(frozen=True)
+class GiveUp:
+    """The supervisor stopped restarting a child that kept crashing."""
+
+    name: str
+    # Restarts counted within the window when the child crashed once more.
+    restarts: int
+    window_seconds: float
+    # The exit code of the last crash; a negative code is the number of the ending signal.
+    last_exit_code: int
+
+    def describe(self) -> str:
+        """Return a sentence naming the child and why the supervisor gave up on it."""
+        return (
+            f"{self.name} crashed again (exit code {self.last_exit_code}) after "
+            f"{self.restarts} restarts within {self.window_seconds:.0f} seconds"
+        )
+
+
+GiveUpCallback = Callable[[GiveUp], None]
+
+
 def parent_death_signal_setter(
     death_signal: signal.Signals = signal.SIGTERM,
 ) -> Callable[[], None]:
@@ -95,24 +117,34 @@ class _Child:
 
 
 class ProcessGroup:
-    """Starts, prefixes the output of, restarts and stops a set of named child processes."""
+    """Starts, prefixes the output of, restarts and stops a set of named child processes.
+
+    When a child with ``restart_on_exit`` crashes more often than the restart budget allows,
+    the group stops restarting it and reports a ``GiveUp``: to ``on_give_up`` at once, and
+    to whoever awaits ``wait_for_give_up()``. What to do then (carry on, or stop everything)
+    is the owner's decision, so the group itself stays generic.
+    """
 
     def __init__(
         self,
         sink: TextIO | None = None,
         *,
         on_exit: ExitCallback | None = None,
+        on_give_up: GiveUpCallback | None = None,
         restart_backoff_initial_seconds: float = RESTART_BACKOFF_INITIAL_SECONDS,
         restart_backoff_maximum_seconds: float = RESTART_BACKOFF_MAXIMUM_SECONDS,
         maximum_restarts_per_minute: int = MAXIMUM_RESTARTS_PER_MINUTE,
     ) -> None:
         self._sink = sink if sink is not None else sys.stdout
         self._on_exit = on_exit
+        self._on_give_up = on_give_up
         self._restart_backoff_initial_seconds = restart_backoff_initial_seconds
         self._restart_backoff_maximum_seconds = restart_backoff_maximum_seconds
         self._maximum_restarts_per_minute = maximum_restarts_per_minute
         self._children: dict[str, _Child] = {}
         self._stop_requested = asyncio.Event()
+        self._give_ups: list[GiveUp] = []
+        self._given_up = asyncio.Event()
         self._use_color = _is_terminal(self._sink)
 
     async def start(self, spec: ProcessSpec) -> None:
@@ -158,6 +190,20 @@ class ProcessGroup:
         if process is None:
             raise RuntimeError(f"The process {name!r} was never started.")
         return await asyncio.wait_for(process.wait(), timeout_seconds)
+
+    @property
+    def give_ups(self) -> tuple[GiveUp, ...]:
+        """Every give-up since the group was made, oldest first."""
+        return tuple(self._give_ups)
+
+    async def wait_for_give_up(self) -> GiveUp:
+        """Wait until the group gives up on any child and return the first give-up.
+
+        A give-up that happened before the call is returned at once, so the owner cannot
+        miss one that came while it was busy elsewhere.
+        """
+        await self._given_up.wait()
+        return self._give_ups[0]
 
     async def restart(
         self, name: str, timeout_seconds: float = DEFAULT_STOP_TIMEOUT_SECONDS
@@ -268,18 +314,16 @@ class ProcessGroup:
                 # A faulty callback must not stop the supervisor from restarting the child.
                 self._write(child, f"[the exit callback failed: {error!r}]")
         if child.spec.restart_on_exit and not child.exit_expected:
-            await self._restart_after_backoff(child)
+            await self._restart_after_backoff(child, return_code)
 
-    async def _restart_after_backoff(self, child: _Child) -> None:
+    async def _restart_after_backoff(self, child: _Child, return_code: int) -> None:
         now = time.monotonic()
         while child.restart_times and now - child.restart_times[0] > RESTART_WINDOW_SECONDS:
             child.restart_times.popleft()
         recent_restarts = len(child.restart_times)
         if recent_restarts >= self._maximum_restarts_per_minute:
-            self._write(
-                child,
-                f"[giving up: restarted {recent_restarts} times within "
-                f"{RESTART_WINDOW_SECONDS:.0f} seconds]",
+            self._give_up(
+                child, GiveUp(child.spec.name, recent_restarts, RESTART_WINDOW_SECONDS, return_code)
             )
             return
         delay_seconds = min(
@@ -297,6 +341,21 @@ class ProcessGroup:
             return
         child.restart_times.append(time.monotonic())
         await self._spawn(child)
+
+    def _give_up(self, child: _Child, give_up: GiveUp) -> None:
+        self._write(
+            child,
+            f"[giving up: restarted {give_up.restarts} times within "
+            f"{give_up.window_seconds:.0f} seconds]",
+        )
+        self._give_ups.append(give_up)
+        self._given_up.set()
+        if self._on_give_up is not None:
+            try:
+                self._on_give_up(give_up)
+            except Exception as error:
+                # The give-up is recorded and awaitable even when the callback fails.
+                self._write(child, f"[the give-up callback failed: {error!r}]")
 
     def _write(self, child: _Child, text: str) -> None:
         width = max(NAME_COLUMN_MINIMUM_WIDTH_CHARACTERS, *map(len, self._children))

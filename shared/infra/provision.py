@@ -22,6 +22,7 @@ from shared.infra.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
     EmbeddedRedis,
+    EmbeddedServer,
 )
 
 KAFKA_ENVIRONMENT_VARIABLE = "KAFKA_BOOTSTRAP_SERVERS"
@@ -91,11 +92,22 @@ class Provisioned:
         parts: tuple[ProvisionedPart, ...],
         handles: list[_Stoppable],
         notes: tuple[str, ...] = (),
+        embedded_servers: Mapping[str, EmbeddedServer] | None = None,
     ) -> None:
         self.infrastructure = infrastructure
         self.parts = parts
         self._handles = handles
         self._notes = notes
+        self._embedded_servers = dict(embedded_servers or {})
+
+    def embedded_servers(self) -> dict[str, EmbeddedServer]:
+        """Return the embedded servers started by provision(), by part name.
+
+        A supervisor uses these to notice a server that died, and tests to stop and start
+        one (``stop()`` then ``start()`` keeps its port, so every URL stays valid). Parts
+        named in the environment or run in containers are not included.
+        """
+        return dict(self._embedded_servers)
 
     def stop(self) -> None:
         """Stop the parts started by provision(), in reverse start order; safe to repeat."""
@@ -167,10 +179,13 @@ def provision(
     docker_answers = functools.cache(docker_engine_answers)
     parts: list[ProvisionedPart] = []
     handles: list[_Stoppable] = []
+    embedded_servers: dict[str, EmbeddedServer] = {}
     try:
         for recipe in recipes:
             part, handle = _provide(recipe, environment, docker_answers)
             parts.append(part)
+            if isinstance(handle, EmbeddedServer):
+                embedded_servers[part.name] = handle
             if handle is not None:
                 handles.append(handle)
     except BaseException:
@@ -181,7 +196,7 @@ def provision(
     urls = {part.name: part.url for part in parts}
     infrastructure = Infrastructure(urls["kafka"], urls["postgres"], urls["redis"], started)
     notes = _notes_about(parts, data_was_kept)
-    return Provisioned(infrastructure, tuple(parts), handles, notes)
+    return Provisioned(infrastructure, tuple(parts), handles, notes, embedded_servers)
 
 
 def docker_engine_answers() -> bool:

@@ -237,6 +237,9 @@ def test_provision_starts_embedded_parts_and_stops_only_those(tmp_path: Path) ->
         assert infrastructure.redis_url == environment["REDIS_URL"]
         pids = [part.pid for part in provisioned.parts if part.pid is not None]
         assert len(pids) == 2
+        embedded_servers = provisioned.embedded_servers()
+        assert sorted(embedded_servers) == ["kafka", "postgres"]
+        assert [server.pid for server in embedded_servers.values()] == pids
         assert not any(process_is_gone(pid) for pid in pids)
         assert any("embedded" in line for line in provisioned.describe())
     finally:
