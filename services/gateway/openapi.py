@@ -56,8 +56,55 @@ def _complete_operation(operation: dict[str, Any]) -> None:
         responses.setdefault(
             "413", _json(_reference(ERROR_SCHEMA_NAME), "body_too_large: the body is too big.")
         )
+        responses.setdefault(
+            "400", _json(_reference(ERROR_SCHEMA_NAME), "bad_request: the body is not text.")
+        )
+    if any(item.get("in") == "path" for item in operation.get("parameters", ())):
+        responses.setdefault(
+            "404",
+            _json(
+                _reference(ERROR_SCHEMA_NAME),
+                "not_found: no such resource, or a path id with characters no route takes.",
+            ),
+        )
     for status, description in COMMON_ERRORS.items():
         responses.setdefault(status, _json(_reference(ERROR_SCHEMA_NAME), description))
+
+
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}, "process": {"type": "string"}},
+    "required": ["status", "process"],
+}
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "process": {"type": "string"},
+        "checks": {"type": "object", "additionalProperties": {"type": "object"}},
+    },
+    "required": ["status", "process", "checks"],
+}
+OPS_TAG = "operations"
+
+
+def _ops_paths() -> dict[str, Any]:
+    """`/health`, `/ready` and `/metrics` are plain Starlette routes (they must answer even
+    when FastAPI's machinery is the problem); they are documented here by hand."""
+    ready = "Every dependency reachable and every consumer partition owned and progressing."
+    return {
+        "/health": {"get": {"tags": [OPS_TAG], "summary": "The process is alive",
+                            "responses": {"200": _json(HEALTH_SCHEMA, "Alive.")}}},
+        "/ready": {"get": {"tags": [OPS_TAG], "summary": "Ready to serve", "responses": {
+            "200": _json(READY_SCHEMA, ready),
+            "503": _json(READY_SCHEMA, "A dependency or a consumer partition is not well;"
+                         " `checks` says which."),
+        }}},
+        "/metrics": {"get": {"tags": [OPS_TAG], "summary": "Prometheus metrics", "responses": {
+            "200": {"description": "Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+        }}},
+    }  # fmt: skip
 
 
 def document_errors(app: FastAPI) -> None:
@@ -67,6 +114,7 @@ def document_errors(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = generate()
+        document.setdefault("paths", {}).update(_ops_paths())
         _validation_schema(document)
         for path in document.get("paths", {}).values():
             for method in METHODS:

@@ -20,6 +20,7 @@ from services.ledger.settings import (
 from shared.engine.inbox import ReplyReader, replies_channel
 from shared.http.commands import CommandSender, ReplyWaiter
 from shared.http.gateway_context import GatewayContext
+from shared.kafka.lag import LagReader
 from shared.read_cache import ReadCache
 from shared.settings import PlatformSettings
 from shared.waiters import CheckpointWatcher
@@ -36,6 +37,9 @@ class LedgerHttp:
     sender: CommandSender
     checkpoints: CheckpointWatcher
     events_partitions: int
+    events_topic: str
+    lag: LagReader
+    """True log ends: a position beyond them was never written and is refused at once."""
     balances: ReadCache = field(default_factory=ReadCache)
 
 
@@ -78,4 +82,6 @@ def _ledger_http(context: GatewayContext, catalogs: Catalogs, events_partitions:
         sender=sender,
         checkpoints=CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints),
         events_partitions=events_partitions,
+        events_topic=settings.topic(EVENTS_TOPIC),
+        lag=context.lag,
     )

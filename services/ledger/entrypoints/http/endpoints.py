@@ -33,7 +33,7 @@ from shared.contracts.ledger import RECORD_ENTRY_V1, RecordEntry, aggregate_key
 from shared.http.auth import API_KEY_SECURITY, AppOrOperator, CallingApp, app_for_request
 from shared.http.commands import stored_reply_response
 from shared.http.errors import DomainHTTPError, encode_json, json_response
-from shared.kafka.positions import PositionError, parse_position
+from shared.kafka.positions import PositionError, parse_position, reached
 from shared.kafka.producer import partition_for
 from shared.read_cache import CachedAnswer
 from shared.waiters import READ_WAIT_TIMEOUT_SECONDS
@@ -227,6 +227,16 @@ async def _wait_for_position(ledger: LedgerHttp, min_position: str | None) -> No
             422, "invalid_position",
             f"ledger.events has {ledger.events_partitions} partitions; there is no partition"
             f" {unknown[0]}.",
+        )  # fmt: skip
+    if reached(ledger.checkpoints.known, wanted):
+        return
+    ends = await ledger.lag.end_offsets(ledger.events_topic)
+    beyond = sorted(p for p, offset in wanted.items() if offset >= ends.get(p, 0))
+    if beyond:
+        raise DomainHTTPError(
+            422, "invalid_position",
+            f"{min_position} was never written: partition {beyond[0]} of ledger.events ends at"
+            f" offset {ends.get(beyond[0], 0)}.",
         )  # fmt: skip
     if not await ledger.checkpoints.wait_for(wanted, READ_WAIT_TIMEOUT_SECONDS):
         raise DomainHTTPError(
