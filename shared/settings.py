@@ -15,6 +15,9 @@ DEV_JWT_SECRET = "dev-jwt-secret"
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_APP_KEYS = "healthai=dev-healthai-key,travelai=dev-travelai-key"
 
+DEV_SESSION_TIMEOUT_MILLISECONDS = 2_500
+PRODUCTION_SESSION_TIMEOUT_MILLISECONDS = 10_000
+
 SECRET_VARIABLES = ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS")
 
 
@@ -45,6 +48,19 @@ class PlatformSettings(BaseSettings):
     ledgerbus_log_level: str = "INFO"
     ledgerbus_command_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """How long the gateway waits for a processor to decide a command before answering 504."""
+    ledgerbus_session_timeout_milliseconds: int | None = Field(default=None, ge=1_000, le=300_000)
+    """How long a silent consumer keeps its partitions before its group hands them on. Unset:
+    2.5 s in dev (the embedded broker re-owns a dead member's partitions within about 5 s of a
+    SIGKILL), 10 s in production (Apache Kafka refuses less than its
+    `group.min.session.timeout.ms`, 6 s by default)."""
+
+    @property
+    def session_timeout_milliseconds(self) -> int:
+        if self.ledgerbus_session_timeout_milliseconds is not None:
+            return self.ledgerbus_session_timeout_milliseconds
+        if self.is_production:
+            return PRODUCTION_SESSION_TIMEOUT_MILLISECONDS
+        return DEV_SESSION_TIMEOUT_MILLISECONDS
 
     @property
     def is_production(self) -> bool:

@@ -55,7 +55,6 @@ async def build_processor(settings: PlatformSettings, stop: StopSignal) -> Worke
         settings, stop, name=PROCESSOR_NAME, schema=SCHEMA, topics=processor.topics,
         handler=processor, sweeps_deadlines=True,
         batch_max_records=ledger_settings.ledger_batch_max_records,
-        session_timeout_milliseconds=ledger_settings.ledger_session_timeout_milliseconds,
         description="Decides RecordEntry commands against each account and nonce.",
     )  # fmt: skip
 
@@ -67,6 +66,5 @@ async def build_projector(settings: PlatformSettings, stop: StopSignal) -> Worke
         settings, stop, name=PROJECTOR_NAME, schema=SCHEMA,
         topics=[settings.topic(EVENTS_TOPIC)], handler=Projector(LEDGER_PROJECTIONS),
         sweeps_deadlines=False, batch_max_records=ledger_settings.ledger_batch_max_records,
-        session_timeout_milliseconds=ledger_settings.ledger_session_timeout_milliseconds,
         description="Builds the balance and entry read models.",
     )  # fmt: skip

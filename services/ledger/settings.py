@@ -23,7 +23,6 @@ class LedgerSettings(BaseSettings):
 
     ledger_catalog_file: Path = DEFAULT_CATALOG_FILE
     ledger_batch_max_records: int = Field(default=1_000, ge=1, le=10_000)
-    ledger_session_timeout_milliseconds: int = Field(default=10_000, ge=1_000, le=300_000)
 
 
 def load_catalogs(path: Path) -> Catalogs:

@@ -31,7 +31,11 @@ from shared.engine.projection import (
 from shared.engine.replay import Replayer, ReplayState, replay_into
 from shared.engine.tables import Table, TableStore
 from shared.kafka.lag import LagReader
-from shared.observability.consumers import ConsumerWatch, consumer_report
+from shared.observability.consumers import (
+    OWNER_HEARTBEAT_STALE_SECONDS,
+    ConsumerWatch,
+    consumer_report,
+)
 from shared.postgres.pool import connect
 from shared.settings import PlatformSettings
 
@@ -127,13 +131,32 @@ async def _wait_for_catch_up(
     live: asyncpg.Connection, projections: ProjectionSet, topic: str, ends: dict[int, int]
 ) -> None:
     """Give a live projector a moment to apply what is in the log; what it still lacks after
-    that is reported (as lag) by the consumer check."""
+    that is reported (as lag) by the consumer check. Waiting stops early when every partition
+    still behind has no live owner or is halted: nobody is applying it."""
     deadline = time.monotonic() + AUDIT_CATCH_UP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        positions = await _positions(live, projections, topic)
-        if all(positions.get(partition, 0) >= end for partition, end in ends.items()):
+        rows = await live.fetch(
+            f"SELECT partition, next_offset, halted_reason IS NOT NULL AS halted,"
+            f" heartbeat_at > now() - make_interval(secs => $3) AS alive"
+            f" FROM {TableStore(projections.schema).quoted}.checkpoints"
+            " WHERE consumer = $1 AND topic = $2",
+            projections.consumer,
+            topic,
+            OWNER_HEARTBEAT_STALE_SECONDS,
+        )
+        by_partition = {row["partition"]: row for row in rows}
+        behind = [p for p, end in ends.items() if _position(by_partition.get(p)) < end]
+        if not any(_applying(by_partition.get(p)) for p in behind):
             return
         await asyncio.sleep(AUDIT_CATCH_UP_POLL_SECONDS)
+
+
+def _position(row: asyncpg.Record | None) -> int:
+    return 0 if row is None else int(row["next_offset"])
+
+
+def _applying(row: asyncpg.Record | None) -> bool:
+    return row is not None and bool(row["alive"]) and not row["halted"]
 
 
 async def _check_consumers(

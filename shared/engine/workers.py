@@ -36,7 +36,6 @@ async def build_owner_worker(
     handler: PartitionHandler,
     sweeps_deadlines: bool,
     batch_max_records: int,
-    session_timeout_milliseconds: int,
     description: str,
 ) -> Worker:
     """A worker whose partition owner runs `handler` on `topics` (already prefixed)."""
@@ -55,7 +54,8 @@ async def build_owner_worker(
     upkeep = OwnerUpkeep(owner, sweeps_deadlines=sweeps_deadlines)
     subscribe_partition_owner(
         broker, owner, topics=list(topics), group_id=settings.group(name), description=description,
-        max_records=batch_max_records, session_timeout_milliseconds=session_timeout_milliseconds,
+        max_records=batch_max_records,
+        session_timeout_milliseconds=settings.session_timeout_milliseconds,
     )  # fmt: skip
 
     async def postgres() -> None:

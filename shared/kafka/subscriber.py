@@ -25,9 +25,9 @@ BATCH_MAX_RECORDS = 1_000
 BATCH_TIMEOUT_MILLISECONDS = 10
 """How long a fetch waits for records before returning what it has: the latency floor."""
 FETCH_MAX_WAIT_MILLISECONDS = 10
-SESSION_TIMEOUT_MILLISECONDS = 10_000
-"""A dead member's partitions move to a live one after this long."""
-HEARTBEAT_INTERVAL_MILLISECONDS = 1_000
+HEARTBEAT_SHARE_OF_SESSION = 5
+"""A member heartbeats five times per session timeout, so one late heartbeat is no eviction."""
+HEARTBEAT_INTERVAL_MIN_MILLISECONDS = 300
 MAX_POLL_INTERVAL_MILLISECONDS = 300_000
 
 
@@ -73,7 +73,7 @@ def subscribe_partition_owner(
     group_id: str,
     description: str,
     max_records: int = BATCH_MAX_RECORDS,
-    session_timeout_milliseconds: int = SESSION_TIMEOUT_MILLISECONDS,
+    session_timeout_milliseconds: int,
 ) -> Any:
     """Register the owner's batch subscriber on `broker` and return it."""
     listener = _OwnerListener(owner)
@@ -88,7 +88,10 @@ def subscribe_partition_owner(
         auto_offset_reset="earliest",
         listener=listener,
         session_timeout_ms=session_timeout_milliseconds,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MILLISECONDS,
+        heartbeat_interval_ms=max(
+            HEARTBEAT_INTERVAL_MIN_MILLISECONDS,
+            session_timeout_milliseconds // HEARTBEAT_SHARE_OF_SESSION,
+        ),
         max_poll_interval_ms=MAX_POLL_INTERVAL_MILLISECONDS,
         parser=_parse_batch_without_decoding,
         decoder=_keep_body,

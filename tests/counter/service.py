@@ -39,7 +39,6 @@ PROJECTOR = "counter-projector"
 MIGRATIONS = Path(__file__).with_name("migrations")
 POSITIONS_CHANNEL = "counter_positions"
 BATCH_MAX_RECORDS = 500
-SESSION_TIMEOUT_MILLISECONDS = 6_000
 
 
 def _key_of(command: Any) -> str:
@@ -156,7 +155,6 @@ async def build_processor(settings: PlatformSettings, stop: StopSignal) -> Worke
         handler=processor,
         sweeps_deadlines=True,
         batch_max_records=BATCH_MAX_RECORDS,
-        session_timeout_milliseconds=SESSION_TIMEOUT_MILLISECONDS,
         description="Decides counter commands and reacts to counter events.",
     )
 
@@ -173,7 +171,6 @@ async def build_projector(settings: PlatformSettings, stop: StopSignal) -> Worke
         handler=Projector(PROJECTIONS),
         sweeps_deadlines=False,
         batch_max_records=BATCH_MAX_RECORDS,
-        session_timeout_milliseconds=SESSION_TIMEOUT_MILLISECONDS,
         description="Folds counter events into balances and move statuses.",
     )
 

@@ -25,7 +25,7 @@ PUBLISH_CHUNK = 50
 PUBLISH_PAUSE_SECONDS = 0.02
 """Commands trickle in (about 2,500 per second) so the kill lands in the middle of the run."""
 SETTLE_TIMEOUT_SECONDS = 90.0
-SMALL_BATCHES = {"LEDGER_BATCH_MAX_RECORDS": "20", "LEDGER_SESSION_TIMEOUT_MILLISECONDS": "6000"}
+SMALL_BATCHES = {"LEDGER_BATCH_MAX_RECORDS": "20"}
 
 
 @pytest_asyncio.fixture(loop_scope="session")

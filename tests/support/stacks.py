@@ -75,8 +75,12 @@ class LedgerStack:
             base_url=self.gateway_url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS
         )
 
-    async def start(self, processes: tuple[str, ...], sink: TextIO) -> None:
-        self.stack = await start_stack(self.environment, sink=sink, processes=processes)
+    async def start(
+        self, processes: tuple[str, ...], sink: TextIO, *, restart_on_exit: bool = False
+    ) -> None:
+        self.stack = await start_stack(
+            self.environment, sink=sink, processes=processes, restart_on_exit=restart_on_exit
+        )
 
     async def stop(self) -> None:
         if self.stack is not None:
@@ -126,11 +130,14 @@ async def running_stack(
     processes: tuple[str, ...],
     extra: Mapping[str, str] = {},
     topic_partitions: Mapping[str, int] = {},
+    *,
+    restart_on_exit: bool = False,
 ) -> AsyncIterator[LedgerStack]:
-    """A fresh stack running `processes`, its output in `log_path`, stopped on exit."""
+    """A fresh stack running `processes`, its output in `log_path`, stopped on exit;
+    `restart_on_exit` supervises them as `make dev` does (a crashed process is restarted)."""
     stack = await new_ledger_stack(infrastructure, log_path, extra, topic_partitions)
     with log_path.open("w") as sink:
-        await stack.start(processes, sink)
+        await stack.start(processes, sink, restart_on_exit=restart_on_exit)
         try:
             yield stack
         finally:
