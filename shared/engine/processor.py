@@ -41,6 +41,7 @@ from shared.engine.messages import (
 from shared.engine.partition_handler import HandlerResult, PartitionBatch
 from shared.engine.work import Work
 from shared.kafka.producer import partition_for
+from shared.observability import metrics
 
 StateT = TypeVar("StateT", bound="ProcessorState")
 FORWARD_HOPS_MAX = 2
@@ -182,6 +183,7 @@ class Processor(Generic[StateT]):
             if name not in (FORWARD_HOPS_HEADER, FORWARDED_FROM_HEADER)
         )
         origin = f"{record.topic}:{record.partition}:{record.offset}".encode()
+        metrics.COMMANDS_FORWARDED.labels(self.spec.name).inc()
         work.forward(
             OutgoingMessage(
                 topic=record.topic, key=key.encode(), value=record.value or b"",

@@ -68,7 +68,7 @@ class Work(Generic[StateT]):
         self._source = source
         self._topic_of = topic_of
         self.messages: list[OutgoingMessage] = []
-        self.dead_letters: list[OutgoingMessage] = []
+        self._dead_letters: list[tuple[int, OutgoingMessage]] = []
         self.replies: list[PendingReply] = []
         self.rejected: list[Handled] = []
         self.deadlines: list[Deadline] = []
@@ -111,7 +111,7 @@ class Work(Generic[StateT]):
         self, incoming: Incoming[Any], code: str, detail: str, *, status: int, scope: str | None
     ) -> None:
         """A deterministic refusal of the record itself: dead-letter it and store the answer."""
-        self.dead_letters.append(dead_letter(incoming.record, code, detail))
+        self._dead_letter(incoming.record, code, detail)
         self.reply(incoming.identity, status, {"detail": detail, "code": code}, scope=scope)
 
     def reject_record(
@@ -119,11 +119,19 @@ class Work(Generic[StateT]):
     ) -> None:
         """Intake's refusal of a record that is not a valid message; `answer` is its identity
         and scope when the record still names them, so the sender can read why."""
-        self.dead_letters.append(dead_letter(record, code, detail))
+        self._dead_letter(record, code, detail)
         if answer is not None:
             identity, scope = answer
             self.rejected.append(Handled(identity, "rejected", notify=False))
             self.reply(identity, 422, {"detail": detail, "code": code}, scope=scope)
+
+    def _dead_letter(self, record: Record, code: str, detail: str) -> None:
+        self._dead_letters.append((record.offset, dead_letter(record, code, detail)))
+
+    @property
+    def dead_letters(self) -> list[OutgoingMessage]:
+        """In log order: intake refusals are found before a handler's, but read as they came."""
+        return [letter for _, letter in sorted(self._dead_letters, key=lambda item: item[0])]
 
     def forward(self, message: OutgoingMessage) -> None:
         """Re-publish a record elsewhere as it is (a command on the wrong partition)."""

@@ -286,9 +286,11 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         for path in ("/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"):
             assert (await client.get(path)).status_code == 200, path
         asyncapi = (await client.get("/asyncapi.json")).json()
-        assert {channel["address"] for channel in asyncapi["channels"].values()} >= {
+        assert {channel["address"] for channel in asyncapi["channels"].values()} == {
             "ledger.commands",
             "ledger.events",
+            "ledger.commands.dlq",
+            "ledger.events.dlq",
         }
 
 

@@ -40,7 +40,7 @@ async def run_once(workdir: Path, stop_signal: int) -> None:
     try:
         await eventually(_exists(dev_env), bool, "dev.env", START_TIMEOUT_SECONDS)
         values = dict(line.split("=", 1) for line in dev_env.read_text().splitlines())
-        assert set(values) >= {
+        assert set(values) == {
             "GATEWAY_URL",
             "KAFKA_BOOTSTRAP_SERVERS",
             "DATABASE_URL",
@@ -48,6 +48,12 @@ async def run_once(workdir: Path, stop_signal: int) -> None:
         }
         async with httpx.AsyncClient(base_url=values["GATEWAY_URL"], timeout=30) as client:
             assert (await client.get("/health")).status_code == 200
+            # Readiness says every consumer holds its partitions: only then is a write decided
+            # at once rather than after the group has formed.
+            await eventually(
+                lambda: client.get("/ready"), lambda r: r.status_code == 200, "readiness",
+                START_TIMEOUT_SECONDS,
+            )  # fmt: skip
             response = await client.post(
                 "/ledger/",
                 headers={"X-Api-Key": "dev-healthai-key"},
@@ -55,7 +61,9 @@ async def run_once(workdir: Path, stop_signal: int) -> None:
             )
             assert response.status_code == 201, response.text
         descendants = psutil.Process(process.pid).children(recursive=True)
-        assert len(descendants) >= 6, [child.cmdline() for child in descendants]
+        command_lines = [" ".join(child.cmdline()) for child in descendants]
+        for name in ("ledger-processor", "ledger-projector", "gateway", "redis", "postgres"):
+            assert any(name in line for line in command_lines), (name, command_lines)
     finally:
         process.send_signal(stop_signal)
         exit_code = await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)

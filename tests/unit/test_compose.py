@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from ledgerbus.registry import service_processes
 from shared.kafka.topics import (
     MIN_INSYNC_REPLICAS_CONFIG,
     MIN_INSYNC_REPLICAS_VARIABLE,
@@ -42,7 +43,8 @@ CLUSTER_FILES = (COMPOSE_FILE, CLUSTER_FILE)
 
 INFRA = ("kafka", "postgres", "redis")
 ONE_SHOTS = ("topics", "migrate")
-WORKERS = ("ledger-processor", "ledger-projector")
+WORKERS = tuple(process.name for process in service_processes())
+"""Every process a service descriptor names (services/<name>/service.py)."""
 GATEWAY = "gateway"
 LONG_RUNNING = (*WORKERS, GATEWAY)
 LEDGERBUS_SERVICES = (*ONE_SHOTS, *LONG_RUNNING)
@@ -364,6 +366,20 @@ def test_expected_services_exist(tools: list[ComposeTool], configs: dict[str, Co
         assert expected <= set(result.stdout.split()), f"{tool.name}: {result.stdout}"
     for tool_name, config in configs.items():
         assert expected <= set(config["services"]), tool_name
+
+
+def test_every_process_a_descriptor_names_runs_in_its_own_container(
+    configs: dict[str, Config], cluster_configs: dict[str, Config]
+) -> None:
+    """Adding a service to services/ is incomplete until production runs its processes."""
+    assert WORKERS, "the registry finds the services' descriptors"
+    for label, shape in (("single broker", configs), ("three brokers", cluster_configs)):
+        for tool_name, config in shape.items():
+            commands = {
+                name: service.get("command") for name, service in config["services"].items()
+            }
+            for process in WORKERS:
+                assert commands.get(process) == ["run", process], (label, tool_name, process)
 
 
 def test_ledgerbus_services_share_one_image(configs: dict[str, Config]) -> None:

@@ -7,6 +7,7 @@ outside the catalog are answered without an event.
 """
 
 from collections.abc import Sequence
+from typing import assert_never
 
 from services.ledger.adapters.decision_state import LedgerState
 from services.ledger.domain.catalog import Catalogs
@@ -95,3 +96,5 @@ class RecordEntries:
         elif isinstance(decision, NonceReused):
             status, body = nonce_reused(command.app)
             work.reply(incoming.identity, status, body, scope=command.app)
+        else:
+            assert_never(decision)
