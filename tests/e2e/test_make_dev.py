@@ -1,52 +1,32 @@
 """`make dev` runs the supervisor: it starts everything, serves, and stops without leftovers."""
 
-import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from shared.infra.ports import free_port
+from tests.support.dev_runs import START_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS, running_dev
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
-START_TIMEOUT_SECONDS = 90.0
-STOP_TIMEOUT_SECONDS = 45.0
-INFRASTRUCTURE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 
 
 async def run_once(workdir: Path, stop_signal: int) -> None:
-    environment = {k: v for k, v in os.environ.items() if k not in INFRASTRUCTURE_VARIABLES}
-    environment |= {
-        "LEDGERBUS_KAFKA_PORT": str(free_port()),
-        "LEDGERBUS_HTTP_PORT": str(free_port()),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ledgerbus",
-        "dev",
-        cwd=workdir,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output = asyncio.create_task(process.stdout.read())  # type: ignore[union-attr]
-    dev_env = workdir / ".ledgerbus" / "dev.env"
-    try:
-        await eventually(_exists(dev_env), bool, "dev.env", START_TIMEOUT_SECONDS)
-        values = dict(line.split("=", 1) for line in dev_env.read_text().splitlines())
+    async with running_dev(workdir) as dev:
+        gateway_url = await dev.wait_until_serving()
+        values = dict(
+            line.split("=", 1)
+            for line in (workdir / ".ledgerbus" / "dev.env").read_text().splitlines()
+        )
         assert set(values) == {
             "GATEWAY_URL",
             "KAFKA_BOOTSTRAP_SERVERS",
             "DATABASE_URL",
             "REDIS_URL",
         }
-        async with httpx.AsyncClient(base_url=values["GATEWAY_URL"], timeout=30) as client:
+        async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
             assert (await client.get("/health")).status_code == 200
             # Readiness says every consumer holds its partitions: only then is a write decided
             # at once rather than after the group has formed.
@@ -60,30 +40,22 @@ async def run_once(workdir: Path, stop_signal: int) -> None:
                 json={"owner_id": "dev-user", "operation": "SIGNUP_CREDIT", "nonce": "signup"},
             )
             assert response.status_code == 201, response.text
-        descendants = psutil.Process(process.pid).children(recursive=True)
+        descendants = dev.descendants()
         command_lines = [" ".join(child.cmdline()) for child in descendants]
         for name in ("ledger-processor", "ledger-projector", "gateway", "redis", "postgres"):
             assert any(name in line for line in command_lines), (name, command_lines)
-    finally:
-        process.send_signal(stop_signal)
-        exit_code = await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
-    text = (await output).decode(errors="replace")
-    assert exit_code == 0, text[-3000:]
-    assert "starting from clean state" in text and "stopped; nothing left running." in text
+        dev.process.send_signal(stop_signal)
+        exit_code = await dev.wait_for_exit(STOP_TIMEOUT_SECONDS)
+    assert exit_code == 0, dev.tail
+    assert "starting from clean state" in dev.output
+    assert "stopped; nothing left running." in dev.output
     alive = [
         child
         for child in descendants
         if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
     ]
     assert alive == [], [child.cmdline() for child in alive]
-    assert not dev_env.exists()
-
-
-def _exists(path: Path):  # type: ignore[no-untyped-def]
-    async def check() -> bool:
-        return await asyncio.to_thread(path.exists)
-
-    return check
+    assert not (workdir / ".ledgerbus" / "dev.env").exists()
 
 
 async def test_make_dev_starts_serves_and_stops_twice(tmp_path: Path) -> None:

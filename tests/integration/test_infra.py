@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -30,35 +30,16 @@ from shared.infra import (
     free_port,
     provision,
 )
+from tests.support.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-CONDITION_TIMEOUT_SECONDS = 15.0
-CONDITION_POLL_INTERVAL_SECONDS = 0.02
 KAFKA_RECORD_TIMEOUT_SECONDS = 10.0
 CHILD_EXIT_TIMEOUT_SECONDS = 5.0
 STUBBORN_STOP_TIMEOUT_SECONDS = 1.0
 TEST_RESTART_BACKOFF_SECONDS = 0.05
 TEST_MAXIMUM_RESTARTS_PER_MINUTE = 2
-
-
-def wait_until(condition: Callable[[], bool], description: str) -> None:
-    """Poll ``condition`` until it holds, failing the test after a deadline."""
-    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out waiting until {description}.")
-        time.sleep(CONDITION_POLL_INTERVAL_SECONDS)
-
-
-async def wait_until_async(condition: Callable[[], bool], description: str) -> None:
-    """Poll ``condition`` without blocking the event loop, failing after a deadline."""
-    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out waiting until {description}.")
-        await asyncio.sleep(CONDITION_POLL_INTERVAL_SECONDS)
 
 
 def process_is_gone(pid: int) -> bool:

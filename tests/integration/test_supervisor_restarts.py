@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -24,33 +23,14 @@ from shared.infra import EmbeddedKafka, EmbeddedPostgres, EmbeddedRedis, Process
 from shared.infra.embedded import POSTGRES_SYSTEM_USER
 from shared.infra.embedded_process import EmbeddedServer
 from shared.infra.process_group import GiveUp
+from tests.support.waiting import CONDITION_TIMEOUT_SECONDS, wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-CONDITION_TIMEOUT_SECONDS = 15.0
-CONDITION_POLL_INTERVAL_SECONDS = 0.02
 CHILD_EXIT_TIMEOUT_SECONDS = 5.0
 TEST_RESTART_BACKOFF_SECONDS = 0.05
 TEST_MAXIMUM_RESTARTS_PER_MINUTE = 2
-
-
-def wait_until(condition: Callable[[], bool], description: str) -> None:
-    """Poll ``condition`` until it holds, failing the test after a deadline."""
-    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out waiting until {description}.")
-        time.sleep(CONDITION_POLL_INTERVAL_SECONDS)
-
-
-async def wait_until_async(condition: Callable[[], bool], description: str) -> None:
-    """Poll ``condition`` without blocking the event loop, failing after a deadline."""
-    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out waiting until {description}.")
-        await asyncio.sleep(CONDITION_POLL_INTERVAL_SECONDS)
 
 
 def process_table_lists(pid: int) -> bool:

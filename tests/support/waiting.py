@@ -27,3 +27,25 @@ async def eventually(
                 f"timed out after {timeout_seconds:g} s waiting for {description}; last: {value!r}"
             )
         await asyncio.sleep(POLL_INTERVAL_SECONDS)
+
+
+CONDITION_TIMEOUT_SECONDS = 15.0
+CONDITION_POLL_INTERVAL_SECONDS = 0.02
+
+
+def wait_until(condition: Callable[[], bool], description: str) -> None:
+    """Poll a synchronous ``condition`` until it holds, failing the test after a deadline."""
+    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out waiting until {description}.")
+        time.sleep(CONDITION_POLL_INTERVAL_SECONDS)
+
+
+async def wait_until_async(condition: Callable[[], bool], description: str) -> None:
+    """Poll ``condition`` without blocking the event loop, failing after a deadline."""
+    deadline = time.monotonic() + CONDITION_TIMEOUT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out waiting until {description}.")
+        await asyncio.sleep(CONDITION_POLL_INTERVAL_SECONDS)

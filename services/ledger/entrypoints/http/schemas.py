@@ -30,22 +30,10 @@ class EntryResponse(ContractModel):
     position: str
 
 
-class EntryItem(ContractModel):
-    id: UUID
-    app: str
-    owner_id: str
-    operation: str
-    amount: int
-    nonce: str
-    created_on: datetime
-    balance: int
-    position: str
-
-
 class EntriesResponse(ContractModel):
     owner_id: str
     app: str
-    entries: list[EntryItem]
+    entries: list[EntryResponse]
     next_before: UUID | None
 
 
