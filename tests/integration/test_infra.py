@@ -8,10 +8,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -30,6 +27,7 @@ from shared.infra import (
     free_port,
     provision,
 )
+from tests.support.children import child_environment, python_child
 from tests.support.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
@@ -62,44 +60,6 @@ def assert_no_process(pid: int) -> None:
     # Each server leads its own process group, so this also covers forked workers.
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
-
-
-def python_child(code: str) -> list[str]:
-    """Return the argv that runs ``code`` in an unbuffered Python child."""
-    return [sys.executable, "-u", "-c", textwrap.dedent(code)]
-
-
-def child_environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPOSITORY_ROOT)}
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    return tmp_path / "logs"
-
-
-@pytest.fixture
-def kafka(log_dir: Path) -> Iterator[EmbeddedKafka]:
-    server = EmbeddedKafka(log_dir=log_dir)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_server(log_dir: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(log_dir=log_dir)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def postgres(tmp_path: Path, log_dir: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "postgres", log_dir=log_dir)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_embedded_kafka_round_trips_a_record(kafka: EmbeddedKafka) -> None:

@@ -9,9 +9,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,6 +20,7 @@ from shared.infra import EmbeddedKafka, EmbeddedPostgres, EmbeddedRedis, Process
 from shared.infra.embedded import POSTGRES_SYSTEM_USER
 from shared.infra.embedded_process import EmbeddedServer
 from shared.infra.process_group import GiveUp
+from tests.support.children import child_environment, python_child
 from tests.support.waiting import CONDITION_TIMEOUT_SECONDS, wait_until, wait_until_async
 
 pytestmark = pytest.mark.integration
@@ -70,36 +68,6 @@ def kill_and_wait_until_noticed(server: EmbeddedServer) -> int:
     assert process_table_lists(pid)
     assert server.pid is None
     return pid
-
-
-def python_child(code: str) -> list[str]:
-    """Return the argv that runs ``code`` in an unbuffered Python child."""
-    return [sys.executable, "-u", "-c", textwrap.dedent(code)]
-
-
-def child_environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPOSITORY_ROOT)}
-
-
-@pytest.fixture
-def log_dir(tmp_path: Path) -> Path:
-    return tmp_path / "logs"
-
-
-@pytest.fixture
-def redis_server(log_dir: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(log_dir=log_dir)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def postgres(tmp_path: Path, log_dir: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "postgres", log_dir=log_dir)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_embedded_postgres_starts_again_after_sigkill_with_its_data_and_port(
