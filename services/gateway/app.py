@@ -26,7 +26,7 @@ from shared.http.errors import install_error_handlers
 from shared.http.gateway_context import GatewayContext
 from shared.kafka.command_publisher import BrokerCommandPublisher
 from shared.kafka.lag import LagReader
-from shared.observability.consumers import ConsumerWatch, consumers_check
+from shared.observability.consumers import ConsumerWatch, ProgressMemory, consumers_check
 from shared.observability.health import Readiness, health_routes
 from shared.postgres.notify import NotificationHub
 from shared.postgres.pool import create_pool
@@ -127,6 +127,7 @@ def consumer_watches(settings: PlatformSettings) -> list[ConsumerWatch]:
 
 def _checks(app: FastAPI, settings: PlatformSettings):  # type: ignore[no-untyped-def]
     watches = consumer_watches(settings)
+    memory = ProgressMemory()
 
     async def postgres() -> None:
         await app.state.pool.fetchval("SELECT 1")
@@ -139,7 +140,7 @@ def _checks(app: FastAPI, settings: PlatformSettings):  # type: ignore[no-untype
         await app.state.redis.ping()
 
     async def consumers() -> dict[str, Any]:
-        return await consumers_check(app.state.pool, app.state.lag, watches)
+        return await consumers_check(app.state.pool, app.state.lag, watches, memory)
 
     return {"postgres": postgres, "kafka": kafka, "redis": redis, "consumers": consumers}
 

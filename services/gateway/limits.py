@@ -9,6 +9,7 @@ usable for the next request. A body beyond the drain cap is answered at once and
 connection closed.
 """
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.errors import encode_json
@@ -19,8 +20,13 @@ REQUEST_BODY_DRAIN_MAX_BYTES = 32 * 1024 * 1024
 """Past this, reading a refused body costs more than a client's broken pipe."""
 
 
-class BodyTooLargeError(Exception):
-    pass
+class BodyTooLargeError(HTTPException):
+    """Raised while the app reads a body past the cap. FastAPI turns any other exception
+    raised while it reads a body into a 400, but lets an HTTPException through, and the
+    gateway's handler answers it as JSON 413 `body_too_large`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body exceeds {max_bytes} bytes.")
 
 
 class BodyLimitMiddleware:
@@ -47,7 +53,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    raise BodyTooLargeError
+                    raise BodyTooLargeError(self.max_bytes)
             return message
 
         async def watched_send(message: Message) -> None:

@@ -15,7 +15,7 @@
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,9 +32,11 @@ from shared.engine.replay import Replayer, ReplayState, replay_into
 from shared.engine.tables import Table, TableStore
 from shared.kafka.lag import LagReader
 from shared.observability.consumers import (
-    OWNER_HEARTBEAT_STALE_SECONDS,
     ConsumerWatch,
+    ProgressMemory,
     consumer_report,
+    partition_rows,
+    partition_state,
 )
 from shared.postgres.pool import connect
 from shared.settings import PlatformSettings
@@ -43,6 +45,7 @@ AUDIT_CATCH_UP_TIMEOUT_SECONDS = 15.0
 """How long the audit waits for the live projector to reach the end of the log."""
 AUDIT_CATCH_UP_POLL_SECONDS = 0.2
 OUTBOX_ROW_AGE_BOUND_SECONDS = 30
+EndsByWatch = Mapping[ConsumerWatch, Mapping[int, int]]
 """A message decided this long ago and still not published means publishing is stuck."""
 
 
@@ -84,12 +87,13 @@ async def audit_projections(
     lag = LagReader(settings.kafka_bootstrap_servers, client_id="ledgerbus-audit-lag")
     try:
         await lag.start()
-        ends = await replayer.start()
-        await _wait_for_catch_up(live, projections, topic, ends)
+        await replayer.start()
+        ends = {watch: await lag.end_offsets(watch.topic) for watch in watches}
+        await _wait_for_catch_up(live, watches, ends)
         snapshot = live.transaction(isolation="repeatable_read", readonly=True)
         await snapshot.start()
         report.positions = await _positions(live, projections, topic)
-        await _check_consumers(report, live, lag, watches, projections.consumer)
+        await _check_consumers(report, live, lag, watches, ends)
         await _check_outbox(report, live, projections.schema)
         on_total(sum(report.positions.values()))
         await scratch.create_like(
@@ -128,35 +132,22 @@ async def _positions(
 
 
 async def _wait_for_catch_up(
-    live: asyncpg.Connection, projections: ProjectionSet, topic: str, ends: dict[int, int]
+    live: asyncpg.Connection, watches: Sequence[ConsumerWatch], ends: EndsByWatch
 ) -> None:
-    """Give a live projector a moment to apply what is in the log; what it still lacks after
-    that is reported (as lag) by the consumer check. Waiting stops early when every partition
-    still behind has no live owner or is halted: nobody is applying it."""
+    """Give the live consumers a moment to apply what the log held when the audit began; what
+    one still lacks after that is a difference. Waiting stops early when every partition still
+    behind has no live owner or is halted: nobody is applying it."""
     deadline = time.monotonic() + AUDIT_CATCH_UP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        rows = await live.fetch(
-            f"SELECT partition, next_offset, halted_reason IS NOT NULL AS halted,"
-            f" heartbeat_at > now() - make_interval(secs => $3) AS alive"
-            f" FROM {TableStore(projections.schema).quoted}.checkpoints"
-            " WHERE consumer = $1 AND topic = $2",
-            projections.consumer,
-            topic,
-            OWNER_HEARTBEAT_STALE_SECONDS,
-        )
-        by_partition = {row["partition"]: row for row in rows}
-        behind = [p for p, end in ends.items() if _position(by_partition.get(p)) < end]
-        if not any(_applying(by_partition.get(p)) for p in behind):
+        applying = False
+        for watch in watches:
+            rows = await partition_rows(live, watch)
+            for partition, end in ends[watch].items():
+                state = partition_state(rows.get(partition), end)
+                applying |= state["lag"] > 0 and state["owned"] and state["halted"] is None
+        if not applying:
             return
         await asyncio.sleep(AUDIT_CATCH_UP_POLL_SECONDS)
-
-
-def _position(row: asyncpg.Record | None) -> int:
-    return 0 if row is None else int(row["next_offset"])
-
-
-def _applying(row: asyncpg.Record | None) -> bool:
-    return row is not None and bool(row["alive"]) and not row["halted"]
 
 
 async def _check_consumers(
@@ -164,24 +155,31 @@ async def _check_consumers(
     live: asyncpg.Connection,
     lag: LagReader,
     watches: Sequence[ConsumerWatch],
-    projector: str,
+    ends: EndsByWatch,
 ) -> None:
+    """Lag is measured against the log as it was when the audit began, after waiting for it:
+    records appended since are not lag; records older than the wait that are still not applied
+    are a difference, named with why (halted, never claimed, no live owner, too slow)."""
     for watch in watches:
-        state, _ = await consumer_report(live, lag, watch)
+        state, _ = await consumer_report(live, lag, watch, ProgressMemory(), ends[watch])
         report.consumers[watch.consumer] = state
         for partition, item in state["partitions"].items():
             where = f"{watch.consumer} {watch.topic}[{partition}]"
             if item["halted"] is not None:
                 report.add_difference(f"{where} is halted: {item['halted']}")
-            if item["lag"] == 0:
+            elif item["lag"] == 0:
                 continue
-            if not item["claimed"]:
+            elif not item["claimed"]:
                 report.add_difference(f"{where} was never claimed; it holds {item['lag']} records")
-            elif watch.consumer == projector or item["stalled"]:
-                how = "is stalled" if item["stalled"] else "did not catch up"
-                report.add_difference(f"{where} {how}: {item['lag']} records not applied")
+            elif not item["owned"]:
+                report.add_difference(
+                    f"{where} has no live owner: {item['lag']} records not applied"
+                )
             else:
-                report.notes.append(f"{where} is working through {item['lag']} records")
+                report.add_difference(
+                    f"{where} did not catch up within {AUDIT_CATCH_UP_TIMEOUT_SECONDS:g} s:"
+                    f" {item['lag']} records not applied"
+                )
 
 
 async def _check_outbox(report: AuditReport, live: asyncpg.Connection, schema: str) -> None:

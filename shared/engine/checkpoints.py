@@ -26,12 +26,13 @@ class CheckpointStore:
 
     def __init__(self, schema: str, consumer: str) -> None:
         table = f"{quote_schema(schema)}.checkpoints"
+        owners = f"{quote_schema(schema)}.partition_owners"
         self.consumer = consumer
         self._claim = (
-            f"INSERT INTO {table} AS c (consumer, topic, partition, epoch, owner, heartbeat_at)"
-            " VALUES ($1, $2, $3, 1, $4, now()) ON CONFLICT (consumer, topic, partition)"
-            " DO UPDATE SET epoch = c.epoch + 1, owner = $4, heartbeat_at = now(),"
-            " updated_at = now() RETURNING next_offset, epoch, generation"
+            f"INSERT INTO {table} AS c (consumer, topic, partition, epoch)"
+            " VALUES ($1, $2, $3, 1) ON CONFLICT (consumer, topic, partition)"
+            " DO UPDATE SET epoch = c.epoch + 1, updated_at = now()"
+            " RETURNING next_offset, epoch, generation"
         )
         # The fence: only the owner holding the latest epoch and generation, continuing from
         # exactly the stored offset, may advance. It runs first in the batch transaction so the
@@ -39,7 +40,7 @@ class CheckpointStore:
         # also clears a halt: the records that halted the partition went through.
         self._advance = (
             f"UPDATE {table} SET next_offset = $6, updated_at = now(), advanced_at = now(),"
-            " heartbeat_at = now(), halted_reason = NULL, halted_at = NULL"
+            " halted_reason = NULL, halted_at = NULL"
             " WHERE consumer = $1 AND topic = $2 AND partition = $3"
             " AND epoch = $4 AND generation = $5 AND next_offset = $7"
         )
@@ -49,14 +50,16 @@ class CheckpointStore:
         )
         self._read_all = f"SELECT topic, partition, next_offset FROM {table} WHERE consumer = $1"
         self._heartbeat = (
-            f"UPDATE {table} c SET heartbeat_at = now() FROM unnest($2::text[], $3::integer[],"
-            " $4::bigint[]) AS u(topic, partition, epoch) WHERE c.consumer = $1"
-            " AND c.topic = u.topic AND c.partition = u.partition AND c.epoch = u.epoch"
+            f"INSERT INTO {owners} AS o (consumer, topic, partition, epoch, owner, heartbeat_at)"
+            " SELECT $1, u.topic, u.partition, u.epoch, $5, now() FROM unnest($2::text[],"
+            " $3::integer[], $4::bigint[]) AS u(topic, partition, epoch)"
+            " ON CONFLICT (consumer, topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch,"
+            " owner = EXCLUDED.owner, heartbeat_at = now() WHERE o.epoch <= EXCLUDED.epoch"
         )
         self._release = (
-            f"UPDATE {table} c SET heartbeat_at = NULL, owner = NULL FROM unnest($2::text[],"
-            " $3::integer[], $4::bigint[]) AS u(topic, partition, epoch) WHERE c.consumer = $1"
-            " AND c.topic = u.topic AND c.partition = u.partition AND c.epoch = u.epoch"
+            f"DELETE FROM {owners} o USING unnest($2::text[], $3::integer[], $4::bigint[])"
+            " AS u(topic, partition, epoch) WHERE o.consumer = $1 AND o.topic = u.topic"
+            " AND o.partition = u.partition AND o.epoch = u.epoch"
         )
         self._halt = (
             f"UPDATE {table} SET halted_reason = $5, halted_at = coalesce(halted_at, now())"
@@ -70,9 +73,14 @@ class CheckpointStore:
     async def claim(
         self, connection: asyncpg.Connection, topic: str, partition: int, owner: str
     ) -> Claim:
-        row = await connection.fetchrow(self._claim, self.consumer, topic, partition, owner)
-        assert row is not None
-        return Claim(row["next_offset"], row["epoch"], row["generation"])
+        async with connection.transaction():
+            row = await connection.fetchrow(self._claim, self.consumer, topic, partition)
+            assert row is not None
+            claim = Claim(row["next_offset"], row["epoch"], row["generation"])
+            await connection.execute(
+                self._heartbeat, self.consumer, [topic], [partition], [claim.epoch], owner
+            )
+        return claim
 
     async def advance(
         self,
@@ -117,11 +125,14 @@ class CheckpointStore:
         return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
     async def heartbeat(
-        self, connection: asyncpg.Connection, owned: Sequence[tuple[TopicPartition, Claim]]
+        self,
+        connection: asyncpg.Connection,
+        owned: Sequence[tuple[TopicPartition, Claim]],
+        owner: str,
     ) -> None:
         """Say this owner is alive for every partition it holds (one statement)."""
         if owned:
-            await connection.execute(self._heartbeat, self.consumer, *_owned_columns(owned))
+            await connection.execute(self._heartbeat, self.consumer, *_owned_columns(owned), owner)
 
     async def release(
         self, connection: asyncpg.Connection, owned: Sequence[tuple[TopicPartition, Claim]]

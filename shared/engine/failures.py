@@ -30,6 +30,9 @@ ATTEMPTS_BEFORE_HALT = 5
 """A single record failing this many times for an unforeseen reason halts its partition."""
 RETRY_BACKOFF_BASE_SECONDS = 0.1
 RETRY_BACKOFF_MAX_SECONDS = 5.0
+RETRY_BACKOFF_EXPONENT_MAX = 16
+"""Past this many doublings the backoff is at its maximum anyway; a longer outage must not
+overflow the arithmetic (an hour of failures is thousands of attempts)."""
 HALT_RETRY_FIRST_SECONDS = 2.0
 HALT_RETRY_MAX_SECONDS = 30.0
 """A halted partition is retried after 2 s, then after twice as long each time, up to this."""
@@ -55,6 +58,9 @@ class OwnedPartition:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     outbox_pending: bool = True
     failures: int = 0
+    """Unforeseen failures in a row: these isolate and then halt."""
+    transient_failures: int = 0
+    """Transient failures in a row: these only set the backoff."""
     isolate_through_offset: int = -1
     halt: Halt | None = None
     retrying: bool = False
@@ -66,7 +72,8 @@ class OwnedPartition:
 
 
 def backoff_seconds(attempt: int) -> float:
-    return float(min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**attempt))
+    exponent = min(attempt, RETRY_BACKOFF_EXPONENT_MAX)
+    return float(min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**exponent))
 
 
 def describe(error: BaseException) -> str:
@@ -96,29 +103,43 @@ class FailurePolicy:
         error: Exception,
     ) -> None:
         transient = is_transient(error)
-        owned.failures += 1
+        if transient:
+            owned.transient_failures += 1
+        else:
+            owned.failures += 1
         metrics.PROCESSING_FAILURES.labels(self.consumer_name, str(transient).lower()).inc()
         logger.error(
             "batch failed; rolled back", topic=topic_partition.topic,
             partition=topic_partition.partition, first_offset=pending[0].offset,
-            attempt=owned.failures, transient=transient, error=describe(error),
-            exc_info=not transient,
+            attempt=owned.transient_failures if transient else owned.failures,
+            transient=transient, error=describe(error), exc_info=not transient,
         )  # fmt: skip
         consumer.seek(topic_partition, owned.claim.next_offset)
+        where = f"record {topic_partition.topic}[{topic_partition.partition}]@{pending[0].offset}"
         if isinstance(error, HaltError):
             await self.halt(consumer, topic_partition, owned, describe(error))
-            return
-        if not transient:
-            isolating = owned.isolate_through_offset >= pending[0].offset
-            if len(pending) > 1 and not isolating and owned.failures >= ATTEMPTS_BEFORE_ISOLATION:
-                owned.isolate_through_offset = pending[-1].offset
-                owned.failures = 0
-            elif (len(pending) == 1 or isolating) and owned.failures >= ATTEMPTS_BEFORE_HALT:
-                where = f"record {topic_partition.topic}[{topic_partition.partition}]"
-                reason = f"{where}@{pending[0].offset} keeps failing: {describe(error)}"
-                await self.halt(consumer, topic_partition, owned, reason)
-                return
-        await asyncio.sleep(backoff_seconds(owned.failures))
+        elif transient:
+            await asyncio.sleep(backoff_seconds(owned.transient_failures))
+        elif owned.retrying:
+            # A halted partition's one more try failed the same way: halt again at once.
+            reason = f"{where} still fails: {describe(error)}"
+            await self.halt(consumer, topic_partition, owned, reason)
+        elif self._isolate_or_halt(owned, pending):
+            reason = f"{where} keeps failing: {describe(error)}"
+            await self.halt(consumer, topic_partition, owned, reason)
+        else:
+            await asyncio.sleep(backoff_seconds(owned.failures))
+
+    @staticmethod
+    def _isolate_or_halt(owned: OwnedPartition, pending: list[Record]) -> bool:
+        """After repeated unforeseen failures: narrow a batch to one record at a time, and
+        halt when one record alone keeps failing. True means halt."""
+        isolating = owned.isolate_through_offset >= pending[0].offset
+        if len(pending) > 1 and not isolating and owned.failures >= ATTEMPTS_BEFORE_ISOLATION:
+            owned.isolate_through_offset = pending[-1].offset
+            owned.failures = 0
+            return False
+        return (len(pending) == 1 or isolating) and owned.failures >= ATTEMPTS_BEFORE_HALT
 
     async def halt(
         self,
@@ -133,6 +154,7 @@ class FailurePolicy:
         owned.halt = Halt(reason, time.monotonic() + delay, times)
         owned.retrying = False
         owned.failures = 0
+        owned.transient_failures = 0
         consumer.pause(topic_partition)
         metrics.PARTITION_HALTS.labels(self.consumer_name, topic_partition.topic).inc()
         logger.critical(

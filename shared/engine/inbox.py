@@ -118,7 +118,7 @@ class InboxStore:
         rows = await connection.fetch(
             f"SELECT i.source, i.message_id FROM {self.table} i JOIN unnest($2::text[],"
             " $3::text[]) AS k(source, message_id) USING (source, message_id)"
-            " WHERE i.consumer = $1",
+            " WHERE i.consumer = $1 AND i.message_type <> 'rejected'",
             self.consumer,
             [identity.source for identity in identities],
             [identity.message_id for identity in identities],
@@ -188,7 +188,12 @@ class InboxStore:
             " FROM unnest($3::text[], $4::text[], $5::text[],"
             " $6::smallint[], $7::text[], $8::text[], $9::text[], $10::boolean[],"
             " $11::boolean[]) AS h(source, message_id, message_type, status, body, scope,"
-            " position, awaits, notify) ON CONFLICT (consumer, source, message_id) DO NOTHING",
+            " position, awaits, notify) ON CONFLICT (consumer, source, message_id) DO UPDATE"
+            " SET message_type = EXCLUDED.message_type, handled_at = EXCLUDED.handled_at,"
+            " reply_status = EXCLUDED.reply_status, reply_body = EXCLUDED.reply_body,"
+            " reply_scope = EXCLUDED.reply_scope, reply_position = EXCLUDED.reply_position,"
+            " reply_awaits_position = EXCLUDED.reply_awaits_position, notify = EXCLUDED.notify,"
+            " replied_at = EXCLUDED.replied_at WHERE inbox.message_type = 'rejected'",
             self.consumer,
             now,
             [item.identity.source for item in handled],

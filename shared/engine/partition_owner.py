@@ -233,6 +233,7 @@ class PartitionOwner:
 
     def _succeeded(self, topic_partition: TopicPartition, owned: OwnedPartition) -> None:
         owned.failures = 0
+        owned.transient_failures = 0
         if owned.halt is not None:
             logger.warning(
                 "halted partition resumed: the records that halted it went through",

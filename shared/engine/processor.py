@@ -41,9 +41,13 @@ from shared.engine.messages import (
 from shared.engine.partition_handler import HandlerResult, PartitionBatch
 from shared.engine.work import Work
 from shared.kafka.producer import partition_for
+from shared.logs import get_logger
 from shared.observability import metrics
 
 StateT = TypeVar("StateT", bound="ProcessorState")
+REFUSED = "rejected"
+"""The inbox type of a refused message: it does not count as handled, so a corrected re-send
+with the same identity (or a redriven dead letter) is decided and replaces the refusal."""
 FORWARD_HOPS_MAX = 2
 """A command is forwarded at most this many times; a partition count that keeps changing under
 it would otherwise bounce it for ever. Past the bound it is dead-lettered (`misrouted`)."""
@@ -56,9 +60,12 @@ class ProcessorState(Protocol):
 
 
 Handler = Callable[[Work[StateT], Sequence[Incoming[Any]]], Awaitable[None]]
-PoisonHook = Callable[[Work[StateT], Record, RejectedRecord, Mapping[str, Any] | None], None]
-"""Called for every record refused on intake, with its JSON object when it is one: a saga leg
-that cannot even be parsed can still emit its compensation instead of parking money."""
+PoisonHook = Callable[
+    [Work[StateT], Record, RejectedRecord, Mapping[str, Any] | None, ReplyKey | None], None
+]
+"""Called for every record refused on intake, with its JSON object when it is one and its
+CloudEvents identity when valid (the cause to emit from): a saga leg that cannot even be
+parsed can still emit its compensation instead of parking money."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ class ProcessorSpec(Generic[StateT]):
                 )
 
 
+logger = get_logger(__name__)
 _IDENTIFIER = TypeAdapter(Identifier)
 _SOURCE = TypeAdapter(SourceText)
 
@@ -119,9 +127,18 @@ class Processor(Generic[StateT]):
             connection=connection, state=spec.new_state(connection), now=spec.clock(),
             source=spec.source, topic_of=self._topic_of,
         )  # fmt: skip
-        taken = self._take_in(work, batch, self._inputs[batch.topic])
+        topic_input = self._inputs[batch.topic]
+        taken = self._take_in(work, batch, topic_input)
         known = await self._inbox.known(connection, [item.identity for item in taken])
-        fresh = _first_sightings(taken, known)
+        # A message handled before is skipped before anything else happens to it: a re-sent
+        # copy that lands on the wrong partition must not be forwarded, nor refused, again.
+        fresh = []
+        for incoming in _first_sightings(taken, known):
+            key = self._misrouted(incoming, batch, topic_input)
+            if key is None:
+                fresh.append(incoming)
+            else:
+                self._forward(work, incoming, key)
         for run in _runs_by_type(fresh):
             await spec.handlers[type(run[0].data)](work, run)
         await work.state.save(connection, work.now)
@@ -130,7 +147,7 @@ class Processor(Generic[StateT]):
         )
         stored = await self._inbox.positions(connection, work.positions_wanted())
         replies, messages = work.finished_replies(stored)
-        handled = [Handled(i.identity, i.envelope.type, i.notify) for i in fresh]
+        handled = [_handled(incoming, work.refused) for incoming in fresh]
         payloads = await self._inbox.save(connection, [*handled, *work.rejected], replies, work.now)
         await self._inbox.notify(connection, payloads)
         return HandlerResult(messages=messages, dead_letters=work.dead_letters)
@@ -145,14 +162,28 @@ class Processor(Generic[StateT]):
                 self._refuse(work, record, parsed)
                 continue
             notify = header(record, NOTIFY_HEADER) == NOTIFY_HEADER_VALUE
-            incoming: Incoming[Any] = Incoming(record, parsed.envelope, parsed.data, notify)
-            if topic_input.aggregate_key is not None:
-                key = topic_input.aggregate_key(parsed.data)
-                if partition_for(key.encode(), batch.partition_count) != batch.partition:
-                    self._forward(work, incoming, key)
-                    continue
-            taken.append(incoming)
+            taken.append(Incoming(record, parsed.envelope, parsed.data, notify))
         return taken
+
+    @staticmethod
+    def _misrouted(
+        incoming: Incoming[Any], batch: PartitionBatch, topic_input: TopicInput
+    ) -> str | None:
+        """The aggregate key of a command on another partition than its key's, else None."""
+        if topic_input.aggregate_key is None:
+            return None
+        key = topic_input.aggregate_key(incoming.data)
+        if partition_for(key.encode(), batch.partition_count) == batch.partition:
+            return None
+        return key
+
+    def _scope(self, data: Mapping[str, Any]) -> str | None:
+        """Who may read a refusal: the service says; a failure to say hides it (operators)."""
+        try:
+            return self.spec.scope_of(data)
+        except Exception as error:
+            logger.error("scope_of failed; the answer is for operators only", error=repr(error))
+            return None
 
     def _refuse(self, work: Work[StateT], record: Record, rejection: RejectedRecord) -> None:
         raw = _json_object(record.value)
@@ -161,10 +192,12 @@ class Processor(Generic[StateT]):
             identity = _identity_of(raw)
             data = raw.get("data")
             if identity is not None:
-                answer = identity, self.spec.scope_of(data if isinstance(data, dict) else {})
+                answer = identity, self._scope(data if isinstance(data, dict) else {})
         work.reject_record(record, rejection.code, rejection.message, answer)
         if self.spec.on_poison is not None:
-            self.spec.on_poison(work, record, rejection, raw)
+            # An exception here is an unforeseen error like any other: the batch is retried
+            # and then the partition halts, because a lost compensation would strand money.
+            self.spec.on_poison(work, record, rejection, raw, answer[0] if answer else None)
 
     def _forward(self, work: Work[StateT], incoming: Incoming[Any], key: str) -> None:
         record = incoming.record
@@ -174,8 +207,9 @@ class Processor(Generic[StateT]):
                 incoming, "misrouted",
                 f"The command was forwarded {hops} times and still did not reach the partition"
                 " of its key; the topic's partition count may be changing.",
-                status=422, scope=self.spec.scope_of(incoming.envelope.data),
+                status=422, scope=self._scope(incoming.data.model_dump(mode="json")),
             )  # fmt: skip
+            work.rejected.append(Handled(incoming.identity, REFUSED, incoming.notify))
             return
         kept = tuple(
             (name, value)
@@ -192,6 +226,12 @@ class Processor(Generic[StateT]):
                 message_id=incoming.envelope.id,
             )
         )  # fmt: skip
+
+
+def _handled(incoming: Incoming[Any], refused: set[ReplyKey]) -> Handled:
+    refusal = incoming.identity in refused
+    kind = REFUSED if refusal else incoming.envelope.type
+    return Handled(incoming.identity, kind, incoming.notify)
 
 
 def _hops(record: Record) -> int:

@@ -73,4 +73,8 @@ class ServiceDescriptor:
     def __post_init__(self) -> None:
         names = [process.name for process in self.processes]
         assert len(names) == len(set(names)), f"{self.name}: process names repeat"
+        projectors = [p for p in self.processes if p.role is ProcessRole.PROJECTOR]
+        # The schema's applied events belong to its one projector, and a rebuild swaps them
+        # whole: a second projector in one schema would need a table of its own (ADR 0015).
+        assert len(projectors) <= 1, f"{self.name}: one projector per service schema"
         assert self.migrations.is_dir(), f"{self.name}: {self.migrations} is not a folder"

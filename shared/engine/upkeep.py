@@ -84,7 +84,7 @@ class OwnerUpkeep:
         owner = self._owner
         owned = [(tp, item.claim) for tp, item in owner.owned.items()]
         async with owner.pool.acquire() as connection:
-            await owner.checkpoints.heartbeat(connection, owned)
+            await owner.checkpoints.heartbeat(connection, owned, owner.identity)
         metrics.PARTITIONS_HALTED.labels(owner.consumer_name).set(
             sum(1 for item in owner.owned.values() if item.halt is not None)
         )
@@ -95,7 +95,10 @@ class OwnerUpkeep:
             if not owned.outbox_pending or owned.lock.locked() or owned.paused:
                 continue
             async with owned.lock:
-                await owner.flush_outbox(topic_partition, owned)
+                # The partition may have been revoked while this waited for the lock: only its
+                # current owner publishes its leftovers.
+                if owner.owned.get(topic_partition) is owned:
+                    await owner.flush_outbox(topic_partition, owned)
 
     def _retry_halted_now(self, topic_partition: TopicPartition, owned: OwnedPartition) -> None:
         consumer = self._owner.consumer

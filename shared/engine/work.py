@@ -71,6 +71,8 @@ class Work(Generic[StateT]):
         self._dead_letters: list[tuple[int, OutgoingMessage]] = []
         self.replies: list[PendingReply] = []
         self.rejected: list[Handled] = []
+        self.refused: set[ReplyKey] = set()
+        """Messages this batch refused (`reject`): stored as refusals, not as handled."""
         self.deadlines: list[Deadline] = []
         self.cancelled: list[str] = []
         self._emitted_per_cause: dict[ReplyKey, int] = {}
@@ -112,6 +114,7 @@ class Work(Generic[StateT]):
     ) -> None:
         """A deterministic refusal of the record itself: dead-letter it and store the answer."""
         self._dead_letter(incoming.record, code, detail)
+        self.refused.add(incoming.identity)
         self.reply(incoming.identity, status, {"detail": detail, "code": code}, scope=scope)
 
     def reject_record(
@@ -123,6 +126,7 @@ class Work(Generic[StateT]):
         if answer is not None:
             identity, scope = answer
             self.rejected.append(Handled(identity, "rejected", notify=False))
+            self.refused.add(identity)
             self.reply(identity, 422, {"detail": detail, "code": code}, scope=scope)
 
     def _dead_letter(self, record: Record, code: str, detail: str) -> None:

@@ -1,16 +1,20 @@
 """How every consumer group stands, per partition: ownership, halts, lag and progress.
 
-Read from the checkpoints (PostgreSQL) and the true end of each log (Kafka). A partition is
+Read from the checkpoints and the owners' heartbeats (PostgreSQL) and the true end of each log
+(Kafka). The end is read before the checkpoints, so a record appended meanwhile is never
+counted as lag. A partition is
 - unowned when its owner's heartbeat is older than three heartbeat intervals (the owner died
   and its group has not handed the partition to another member yet),
 - halted when its owner stopped it rather than step over a record (the reason is stored),
-- stalled when records wait (lag > 0) but its checkpoint has not moved for a while.
-A group that never ran (no heartbeat at all, or all released by a clean stop) is reported as
-such but does not count against readiness: a service deliberately not running is not broken.
+- stalled when it has lagged with the same checkpoint for a while, as this reader saw it
+  (`ProgressMemory`): a quiet partition that just received a record is not stalled.
+A group that never ran (no heartbeat, or all released by a clean stop) does not count against
+readiness for ownership or progress; a halt always does.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -36,62 +40,96 @@ class ConsumersNotReadyError(RuntimeError):
     """Some partition is unowned, halted or stalled; the message names each."""
 
 
-async def consumer_report(
-    database: asyncpg.Pool | asyncpg.Connection, lag: LagReader, watch: ConsumerWatch
-) -> tuple[dict[str, Any], list[str]]:
-    """The group's per-partition state and the problems that make it not ready."""
+@dataclass(slots=True)
+class ProgressMemory:
+    """What one reader saw of each lagging partition: its checkpoint, and since when."""
+
+    seen: dict[tuple[str, str, int], tuple[int, float]] = field(default_factory=dict)
+
+    def stalled(self, key: tuple[str, str, int], next_offset: int, lag: int) -> bool:
+        now = time.monotonic()
+        if lag == 0:
+            self.seen.pop(key, None)
+            return False
+        known = self.seen.get(key)
+        if known is None or known[0] != next_offset:
+            self.seen[key] = (next_offset, now)
+            return False
+        return now - known[1] > PROGRESS_STALL_SECONDS
+
+
+async def partition_rows(
+    database: asyncpg.Pool | asyncpg.Connection, watch: ConsumerWatch
+) -> dict[int, asyncpg.Record]:
+    """Each partition's checkpoint, halt and owner heartbeat age (seconds, or None)."""
+    schema = quote_schema(watch.schema)
     rows = await database.fetch(
-        f"SELECT partition, next_offset, halted_reason,"
-        f" extract(epoch FROM now() - heartbeat_at) AS heartbeat_age,"
-        f" extract(epoch FROM now() - coalesce(advanced_at, updated_at)) AS progress_age"
-        f" FROM {quote_schema(watch.schema)}.checkpoints WHERE consumer = $1 AND topic = $2",
+        f"SELECT c.partition, c.next_offset, c.halted_reason,"
+        f" extract(epoch FROM now() - o.heartbeat_at) AS heartbeat_age"
+        f" FROM {schema}.checkpoints c LEFT JOIN {schema}.partition_owners o"
+        " ON o.consumer = c.consumer AND o.topic = c.topic AND o.partition = c.partition"
+        " WHERE c.consumer = $1 AND c.topic = $2",
         watch.consumer,
         watch.topic,
     )
-    by_partition = {row["partition"]: row for row in rows}
-    ends = await lag.end_offsets(watch.topic)
-    live = any(row["heartbeat_age"] is not None for row in rows)
+    return {row["partition"]: row for row in rows}
+
+
+def partition_state(row: asyncpg.Record | None, end: int) -> dict[str, Any]:
+    if row is None:
+        return {"lag": end, "claimed": False, "owned": False, "halted": None}
+    age = row["heartbeat_age"]
+    return {
+        "lag": max(0, end - row["next_offset"]),
+        "claimed": True,
+        "owned": age is not None and float(age) <= OWNER_HEARTBEAT_STALE_SECONDS,
+        "halted": row["halted_reason"],
+    }
+
+
+async def consumer_report(
+    database: asyncpg.Pool | asyncpg.Connection,
+    lag: LagReader,
+    watch: ConsumerWatch,
+    memory: ProgressMemory,
+    ends: Mapping[int, int] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The group's per-partition state and the problems that make it not ready."""
+    if ends is None:
+        ends = await lag.end_offsets(watch.topic)
+    rows = await partition_rows(database, watch)
+    live = any(row["heartbeat_age"] is not None for row in rows.values())
     partitions: dict[str, Any] = {}
     problems: list[str] = []
     for partition, end in sorted(ends.items()):
-        row = by_partition.get(partition)
-        state = _partition_state(row, end)
+        row = rows.get(partition)
+        state = partition_state(row, end)
+        key = (watch.consumer, watch.topic, partition)
+        state["stalled"] = memory.stalled(key, row["next_offset"] if row else 0, state["lag"])
         partitions[str(partition)] = state
         where = f"{watch.consumer} {watch.topic}[{partition}]"
-        if not live:
-            continue
-        if not state["owned"]:
-            problems.append(f"{where} has no live owner")
         if state["halted"] is not None:
             problems.append(f"{where} is halted: {state['halted']}")
-        if state["stalled"]:
+        if live and not state["owned"]:
+            problems.append(f"{where} has no live owner")
+        if live and state["stalled"]:
             problems.append(f"{where} lags by {state['lag']} records without progress")
     total = sum(state["lag"] for state in partitions.values())
     lag.record(watch.consumer, total)
-    report = {"running": live, "lag": total, "partitions": partitions}
-    return report, problems
-
-
-def _partition_state(row: asyncpg.Record | None, end: int) -> dict[str, Any]:
-    if row is None:
-        return {"lag": end, "claimed": False, "owned": False, "halted": None, "stalled": end > 0}
-    lag = max(0, end - row["next_offset"])
-    heartbeat_age = row["heartbeat_age"]
-    progress_age = row["progress_age"]
-    owned = heartbeat_age is not None and float(heartbeat_age) <= OWNER_HEARTBEAT_STALE_SECONDS
-    stalled = lag > 0 and progress_age is not None and float(progress_age) > PROGRESS_STALL_SECONDS
-    return {"lag": lag, "claimed": True, "owned": owned, "halted": row["halted_reason"],
-            "stalled": stalled}  # fmt: skip
+    return {"running": live, "lag": total, "partitions": partitions}, problems
 
 
 async def consumers_check(
-    pool: asyncpg.Pool, lag: LagReader, watches: Sequence[ConsumerWatch]
+    pool: asyncpg.Pool,
+    lag: LagReader,
+    watches: Sequence[ConsumerWatch],
+    memory: ProgressMemory,
 ) -> dict[str, Any]:
     """A readiness check: the report of every group, raising when any partition is not well."""
     report: dict[str, Any] = {}
     problems: list[str] = []
     for watch in watches:
-        report[watch.consumer], found = await consumer_report(pool, lag, watch)
+        report[watch.consumer], found = await consumer_report(pool, lag, watch, memory)
         problems += found
     if problems:
         raise ConsumersNotReadyError("; ".join(problems))

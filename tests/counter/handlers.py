@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.contracts.registry import RejectedRecord
 from shared.engine.messages import Incoming, Record, ReplyKey
 from shared.engine.work import Work
@@ -283,17 +285,17 @@ def on_poison(
     record: Record,
     rejection: RejectedRecord,
     raw: Mapping[str, Any] | None,
+    identity: ReplyKey | None,
 ) -> None:
     """An unreadable credit leg still names its move: settle it as unreadable (a refund)."""
-    if raw is None or raw.get("type") != UNREADABLE_LEG_TYPE:
+    if raw is None or identity is None or raw.get("type") != UNREADABLE_LEG_TYPE:
         return
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return
-    leg = ApplyCredit.model_validate(data)
-    cause = ReplyKey(str(raw.get("source")), str(raw.get("id")))
+    try:
+        leg = ApplyCredit.model_validate(raw.get("data"))
+    except ValidationError:
+        return  # Not even the move can be read: nothing to compensate from this record.
     work.emit(
-        cause,
+        identity,
         topic=COMMANDS_TOPIC,
         key=leg.source,
         message_type=SETTLE_MOVE_V1,

@@ -4,6 +4,7 @@ compensated, an unreadable leg is compensated by the failure hook, a leg that ne
 ended by its deadline, and the caller is answered once the move is final (by whichever owner
 finishes it). The platform's audit then replays the counter's read models from the log."""
 
+import asyncio
 import functools
 import os
 import sys
@@ -23,7 +24,12 @@ from shared.contracts.base import ContractModel
 from shared.contracts.envelope import CloudEvent, build_envelope, encode_envelope
 from shared.engine.audit import audit_projections
 from shared.engine.inbox import ReplyReader, replies_channel
-from shared.engine.messages import CONTENT_TYPE_HEADER, NOTIFY_HEADER, NOTIFY_HEADER_VALUE
+from shared.engine.messages import (
+    CONTENT_TYPE_HEADER,
+    FORWARD_HOPS_HEADER,
+    NOTIFY_HEADER,
+    NOTIFY_HEADER_VALUE,
+)
 from shared.http.commands import CommandSender, ReplyWaiter
 from shared.http.errors import DomainHTTPError
 from shared.infra.ports import free_port
@@ -73,6 +79,7 @@ class Counters:
     dsn: str
     settings: PlatformSettings
     sender: CommandSender
+    producer: AIOKafkaProducer
 
     async def send(self, key: str, message_type: str, data: ContractModel) -> tuple[int, Any]:
         envelope = build_envelope(message_type=message_type, source=CALLER, subject=key, data=data)
@@ -141,7 +148,7 @@ async def counters(
             service="counter", publisher=KafkaPublisher(producer), waiter=waiter,
             topic=f"{prefix}{COMMANDS_TOPIC}", timeout_seconds=REPLY_TIMEOUT_SECONDS,
         )  # fmt: skip
-        state = Counters(dsn, settings, sender)
+        state = Counters(dsn, settings, sender, producer)
         await _wait_until_owned(state, prefix)
         yield state
     finally:
@@ -154,7 +161,7 @@ async def counters(
 
 async def _held(state: Counters, consumer: str, topic: str) -> int:
     rows = await state.fetch(
-        "SELECT count(*) AS n FROM counter.checkpoints WHERE consumer = $1 AND topic = $2"
+        "SELECT count(*) AS n FROM counter.partition_owners WHERE consumer = $1 AND topic = $2"
         " AND heartbeat_at > now() - interval '3 seconds'",
         consumer,
         topic,
@@ -244,20 +251,61 @@ async def test_a_leg_that_never_answers_is_ended_by_its_deadline(counters: Count
     assert [row["status"] for row in late] == ["cancelled"]
 
 
+async def test_a_misrouted_copy_of_a_pending_move_cannot_answer_it(counters: Counters) -> None:
+    """Reproduces an answer overwritten: a re-sent copy of a move whose saga was still pending,
+    landing on another partition past the forward limit, once stored `misrouted` as the move's
+    answer, and first-wins kept it after the move settled."""
+    source, target = apart("blackhole")
+    await funded(counters, source, 5)
+    command = Move(move_id=uuid.uuid4().hex, source=source, target=target, amount=5,
+                   deadline_seconds=3 * DEADLINE_SECONDS)  # fmt: skip
+    envelope = build_envelope(message_type=MOVE_V1, source=CALLER, subject=source, data=command)
+    answer = asyncio.create_task(counters.sender.send(source, envelope))
+    await eventually(
+        functools.partial(
+            counters.fetch, "SELECT status FROM counter.moves WHERE move_id = $1", command.move_id
+        ),
+        lambda rows: [row["status"] for row in rows] == ["pending"],
+        "the move pending",
+    )
+    wrong = (partition_for(source.encode(), PARTITIONS) + 1) % PARTITIONS
+    await counters.producer.send_and_wait(
+        counters.settings.topic(COMMANDS_TOPIC), encode_envelope(envelope), key=source.encode(),
+        partition=wrong, headers=[(FORWARD_HOPS_HEADER, b"9")],
+    )  # fmt: skip
+    response = await answer
+    assert response.status_code == 409
+    assert orjson.loads(response.body)["code"] == "move_expired"
+
+
+async def test_an_unreadable_leg_naming_no_move_is_dead_lettered_and_halts_nothing(
+    counters: Counters,
+) -> None:
+    """Reproduces a halt: the failure hook raised on a leg too incomplete to compensate."""
+    target = f"plain-{uuid.uuid4().hex[:6]}"
+    broken = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "tests/old-version",
+              "type": "counter.apply_credit.v0", "time": "2026-11-23T10:00:00Z",
+              "data": {"move_id": "m", "target": target}}  # fmt: skip
+    await counters.producer.send_and_wait(
+        counters.settings.topic(COMMANDS_TOPIC), orjson.dumps(broken), key=target.encode()
+    )
+    await funded(counters, target, 7)  # decided behind it, on the same partition
+
+
 async def test_money_is_conserved_and_the_read_models_replay_exactly(counters: Counters) -> None:
     source, target = apart("again")
     await funded(counters, source, 10)
     assert (await move(counters, source, target, 10))[0] == 201
     assert (await move(counters, source, target, 1))[1]["code"] == "insufficient_funds"
-    deposits = await counters.fetch("SELECT count(*) AS n FROM counter.moves")
-    assert deposits[0]["n"] == 5
+    moves = await counters.fetch("SELECT count(*) AS n FROM counter.moves")
+    assert moves[0]["n"] == 6
     await eventually(
         lambda: counters.fetch("SELECT status FROM counter.moves WHERE status <> 'settled'"),
         lambda rows: rows == [],
         "every move settled",
     )
     total = await counters.fetch("SELECT sum(balance) AS s FROM counter.counters")
-    assert total[0]["s"] == 100 + 50 + 40 + 25 + 10
+    assert total[0]["s"] == 100 + 50 + 40 + 25 + 5 + 7 + 10
     watches = [ConsumerWatch(SCHEMA, PROCESSOR, counters.settings.topic(COMMANDS_TOPIC)),
                ConsumerWatch(SCHEMA, PROJECTOR, counters.settings.topic(EVENTS_TOPIC))]  # fmt: skip
     report = await audit_projections(counters.settings, "counter", PROJECTIONS, watches)

@@ -4,6 +4,7 @@ bad request never breaks the keep-alive connection it came on."""
 import time
 import urllib.parse
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import orjson
@@ -93,6 +94,24 @@ async def test_a_huge_body_is_refused_unread_and_small(ledger: LedgerStack) -> N
         assert len(response.content) < 200
         after = await client.post(
             "/ledger/", content=entry(f"big-{uuid.uuid4().hex[:6]}"), headers=KEY
+        )
+        assert after.status_code == 201
+
+
+async def test_a_huge_chunked_body_without_a_length_is_refused_as_413(ledger: LedgerStack) -> None:
+    """Reproduces a 400: FastAPI turned the limit's exception into "error parsing the body"."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"owner_id": "'
+        for _ in range(160):
+            yield b"x" * 1024
+        yield b'"}'
+
+    async with ledger.client() as client:
+        response = await client.post("/ledger/", content=chunks(), headers=KEY)
+        assert (response.status_code, response.json()["code"]) == (413, "body_too_large")
+        after = await client.post(
+            "/ledger/", content=entry(f"chunk-{uuid.uuid4().hex[:6]}"), headers=KEY
         )
         assert after.status_code == 201
 

@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from shared.infra.provision import Infrastructure
 from tests.support.commands import ledgerbus
+from tests.support.load import Writers
 from tests.support.stacks import (
     LedgerStack,
     publish,
@@ -33,6 +34,7 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 HALT_TIMEOUT_SECONDS = 30.0
 CURE_TIMEOUT_SECONDS = 60.0
+LOAD_WRITERS = 4
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -113,6 +115,28 @@ async def test_a_decision_with_no_event_in_the_log_fails_the_audit(
         await stack.fetch("DELETE FROM ledger.decisions WHERE nonce = 'lost-nonce'")
     code, _, output = await audit(stack, tmp_path)
     assert code == 0, output
+
+
+async def test_an_audit_of_a_system_taking_writes_matches(
+    stack: LedgerStack, tmp_path: Path
+) -> None:
+    """Reproduces a false difference: lag was once measured against log ends read after the
+    snapshot, so every write in between looked unapplied."""
+    writers = Writers(stack, LOAD_WRITERS)
+    writers.start()
+    try:
+        await eventually(lambda: _successes(writers), lambda n: n >= 20, "writes under way")
+        code, report, output = await audit(stack, tmp_path)
+        still_writing = await _successes(writers)
+    finally:
+        await writers.stop()
+    assert code == 0, output
+    assert report["differences"] == []
+    assert still_writing > 20, "the audit ran while writes went on"
+
+
+async def _successes(writers: Writers) -> int:
+    return sum(1 for answer in writers.answers if answer.status == 201)
 
 
 async def test_another_event_reusing_a_sequence_halts_the_projector_and_the_audit_says_so(

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from shared.contracts.registry import RECORD_VALUE_MAX_BYTES
 from shared.engine.dead_letters import DEAD_LETTER_VALUE_MAX_BYTES
-from shared.engine.messages import FORWARDED_FROM_HEADER
+from shared.engine.messages import FORWARD_HOPS_HEADER, FORWARDED_FROM_HEADER
 from shared.kafka.producer import partition_for
 from tests.support.stacks import LedgerStack, read_topic, record_entry_command
 from tests.support.waiting import eventually
@@ -257,3 +257,75 @@ async def test_commands_are_deduplicated_by_source_and_id(ledger: LedgerStack) -
             f"/ledger/commands/{command_id}", params={"source": "tests/another-producer"}
         )
         assert (chosen.status_code, chosen.json()["nonce"]) == (201, "n-2")
+
+
+async def test_a_command_forwarded_too_often_is_refused_with_an_answer_and_the_partition_flows(
+    ledger: LedgerStack,
+) -> None:
+    """Reproduces a halt: the refusal's answer once read the typed command as a dict."""
+    owner_id = owner("hops")
+    key, bounced = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    _, good = record_entry_command("healthai", owner_id, "DAILY_REWARD", uuid.uuid4().hex)
+    right = partition_for(key, ledger.partitions_of("ledger.commands"))
+    wrong = (right + 1) % ledger.partitions_of("ledger.commands")
+    producer = AIOKafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all")
+    await producer.start()
+    try:
+        topic = ledger.topic("ledger.commands")
+        hops = [(FORWARD_HOPS_HEADER, b"junk")]
+        await producer.send_and_wait(topic, bounced, key=key, partition=wrong, headers=hops)
+        await producer.send_and_wait(topic, good, key=b"other", partition=wrong)
+    finally:
+        await producer.stop()
+    async with ledger.client() as client:
+        refused = await eventually(
+            lambda: reply_of(client, bounced), lambda r: r.status_code == 422, "the refusal"
+        )
+        assert refused.json()["code"] == "misrouted"
+        decided = await eventually(
+            lambda: reply_of(client, good), lambda r: r.status_code == 201, "the next command"
+        )
+        assert decided.json()["balance"] == 1
+        assert (await client.get("/ready")).status_code == 200
+
+
+async def test_a_resent_copy_of_a_decided_command_landing_elsewhere_changes_nothing(
+    ledger: LedgerStack,
+) -> None:
+    owner_id = owner("resent")
+    key, value = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    await send(ledger, [(key, value)])
+    async with ledger.client() as client:
+        first = await eventually(
+            lambda: reply_of(client, value), lambda r: r.status_code == 201, "the answer"
+        )
+        right = partition_for(key, ledger.partitions_of("ledger.commands"))
+        wrong = (right + 1) % ledger.partitions_of("ledger.commands")
+        await send(ledger, [(key, value)], partition=wrong)
+        _, marker = record_entry_command("healthai", owner_id, "DAILY_REWARD", uuid.uuid4().hex)
+        await send(ledger, [(b"x", marker)], partition=wrong)  # decided after the re-sent copy
+        await eventually(
+            lambda: reply_of(client, marker), lambda r: r.status_code == 201, "the marker"
+        )
+        assert (await reply_of(client, value)).content == first.content
+    commands = await read_topic(ledger.bootstrap, ledger.topic("ledger.commands"))
+    assert len([record for record in commands if record.value == value]) == 2  # not forwarded
+
+
+async def test_a_corrected_resend_of_a_refused_command_is_decided(ledger: LedgerStack) -> None:
+    owner_id = owner("corrected")
+    command_id = uuid.uuid4().hex
+    key, value = record_entry_command("healthai", owner_id, "CREDIT_ADD", "n", command_id)
+    broken = orjson.loads(value)
+    broken["data"]["nonce"] = "bad\u0000nonce"
+    await send(ledger, [(key, orjson.dumps(broken))])
+    async with ledger.client() as client:
+        refused = await eventually(
+            lambda: reply_of(client, value), lambda r: r.status_code == 422, "the refusal"
+        )
+        assert refused.json()["code"] == "invalid_data"
+        await send(ledger, [(key, value)])
+        decided = await eventually(
+            lambda: reply_of(client, value), lambda r: r.status_code == 201, "the decision"
+        )
+    assert decided.json()["nonce"] == "n"

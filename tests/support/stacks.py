@@ -101,8 +101,8 @@ class LedgerStack:
         """Until the named consumer holds every partition of the topic (a live heartbeat)."""
         await eventually(
             lambda: self.fetch(
-                "SELECT count(*) AS n FROM ledger.checkpoints WHERE consumer = $1 AND topic = $2"
-                " AND epoch > 0 AND heartbeat_at > now() - interval '3 seconds'",
+                "SELECT count(*) AS n FROM ledger.partition_owners WHERE consumer = $1"
+                " AND topic = $2 AND heartbeat_at > now() - interval '3 seconds'",
                 consumer,
                 self.topic(topic),
             ),

@@ -1,15 +1,27 @@
 -- The engine's tables in every service schema; `{schema}` is replaced by the service's schema.
 
--- Who holds a partition, whether it is alive and whether it is halted. `heartbeat_at` is
--- refreshed by the owner every second while it holds the partition, so readiness and the audit
--- can tell an owned partition from an orphaned one; `halted_reason` is set when the owner stops
--- a partition rather than step over a record, and cleared when a retry succeeds.
+-- Whether a partition moves and whether it is halted: `advanced_at` is stamped by every
+-- committed batch; `halted_reason` is set when the owner stops a partition rather than step
+-- over a record, and cleared when a retry succeeds.
 ALTER TABLE {schema}.checkpoints
-    ADD COLUMN owner text,
-    ADD COLUMN heartbeat_at timestamptz,
     ADD COLUMN advanced_at timestamptz,
     ADD COLUMN halted_reason text,
     ADD COLUMN halted_at timestamptz;
+
+-- Who holds a partition and whether it is alive: the owner stamps `heartbeat_at` every second
+-- while it holds the partition, so readiness and the audit tell an owned partition from an
+-- orphaned one. A table of its own, because a batch keeps its checkpoint row locked for the
+-- whole transaction and a heartbeat must never wait behind it; a heartbeat of an older epoch
+-- never overwrites a newer owner's.
+CREATE TABLE {schema}.partition_owners (
+    consumer text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    epoch bigint NOT NULL,
+    owner text NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    PRIMARY KEY (consumer, topic, partition)
+);
 
 -- An outbox row knows its message id, and which stored replies wait for its position.
 ALTER TABLE {schema}.outbox
