@@ -34,3 +34,19 @@ def parse_position(text: str) -> dict[int, int]:
 def reached(checkpoints: Mapping[int, int], wanted: Mapping[int, int]) -> bool:
     """True when each wanted partition's next offset is beyond the wanted offset."""
     return all(checkpoints.get(partition, 0) > offset for partition, offset in wanted.items())
+
+
+def never_written(
+    wanted: Mapping[int, int], ends: Mapping[int, int], known: Mapping[int, int]
+) -> list[int]:
+    """Partitions whose wanted offset lies at or past the end of the log.
+
+    A partition the end probe did not report is not judged (metadata can lag a moment behind a
+    broker or group change), and an end is never taken below a checkpoint already seen there:
+    a false "never written" would refuse a position a write really answered.
+    """
+    return sorted(
+        partition
+        for partition, offset in wanted.items()
+        if partition in ends and offset >= max(ends[partition], known.get(partition, 0))
+    )

@@ -10,7 +10,7 @@ from shared.contracts.base import utc_now
 from shared.contracts.envelope import build_envelope, encode_envelope
 from shared.contracts.ledger import LEDGER_COMMANDS, RECORD_ENTRY_V1, RecordEntry
 from shared.contracts.registry import RECORD_VALUE_MAX_BYTES, ParsedMessage, RejectedRecord
-from shared.kafka.positions import PositionError, parse_position, reached
+from shared.kafka.positions import PositionError, never_written, parse_position, reached
 
 
 def envelope_bytes(**data: object) -> bytes:
@@ -87,3 +87,10 @@ def test_positions_parse_and_compare() -> None:
     for bad in ("", "2", "a:1", "2:-1"):
         with pytest.raises(PositionError):
             parse_position(bad)
+
+
+def test_a_position_is_never_written_only_where_the_log_end_says_so() -> None:
+    assert never_written({0: 5, 1: 9}, {0: 5, 1: 10}, {}) == [0]
+    # A partition the end probe missed is not judged; a known checkpoint raises the end.
+    assert never_written({3: 1273}, {0: 7}, {}) == []
+    assert never_written({2: 40}, {2: 0}, {2: 41}) == []

@@ -33,7 +33,7 @@ from shared.contracts.ledger import RECORD_ENTRY_V1, RecordEntry, aggregate_key
 from shared.http.auth import API_KEY_SECURITY, AppOrOperator, CallingApp, app_for_request
 from shared.http.commands import stored_reply_response
 from shared.http.errors import DomainHTTPError, encode_json, json_response
-from shared.kafka.positions import PositionError, parse_position, reached
+from shared.kafka.positions import PositionError, never_written, parse_position, reached
 from shared.kafka.producer import partition_for
 from shared.read_cache import CachedAnswer
 from shared.waiters import READ_WAIT_TIMEOUT_SECONDS
@@ -231,7 +231,7 @@ async def _wait_for_position(ledger: LedgerHttp, min_position: str | None) -> No
     if reached(ledger.checkpoints.known, wanted):
         return
     ends = await ledger.lag.end_offsets(ledger.events_topic)
-    beyond = sorted(p for p, offset in wanted.items() if offset >= ends.get(p, 0))
+    beyond = never_written(wanted, ends, ledger.checkpoints.known)
     if beyond:
         raise DomainHTTPError(
             422, "invalid_position",
