@@ -7,7 +7,7 @@ header set too large to publish again is truncated, and headers say so and give 
 size, so a size refusal cannot wedge the partition.
 """
 
-from shared.engine.messages import OutgoingMessage, Record
+from shared.engine.messages import Header, OutgoingMessage, Record
 from shared.kafka.topics import dead_letter_topic
 
 DEAD_LETTER_VALUE_MAX_BYTES = 256 * 1024
@@ -39,8 +39,9 @@ def dead_letter(record: Record, code: str, message: str) -> OutgoingMessage:
     """
     value = record.value if record.value is not None else b""
     original = tuple((name, data) for name, data in (record.headers or ()))
-    headers: tuple[tuple[str, bytes], ...] = original
-    if sum(len(name) + len(data) for name, data in original) > DEAD_LETTER_HEADERS_MAX_BYTES:
+    headers: tuple[Header, ...] = original
+    size = sum(len(name) + len(data or b"") for name, data in original)
+    if size > DEAD_LETTER_HEADERS_MAX_BYTES:
         headers = ((HEADERS_DROPPED_HEADER, str(len(original)).encode()),)
     if len(value) > DEAD_LETTER_VALUE_MAX_BYTES:
         headers += (

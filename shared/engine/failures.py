@@ -84,7 +84,7 @@ def describe(error: BaseException) -> str:
 
 def count_dead_letters(consumer_name: str, letters: Sequence[OutgoingMessage]) -> None:
     for letter in letters:
-        code = dict(letter.headers).get("error_code", b"unknown").decode(errors="replace")
+        code = (dict(letter.headers).get("error_code") or b"unknown").decode(errors="replace")
         metrics.DEAD_LETTERS.labels(consumer_name, code).inc()
 
 

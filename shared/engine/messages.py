@@ -9,6 +9,8 @@ from shared.contracts.envelope import CloudEvent
 from shared.kafka.positions import format_position
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Header: TypeAlias = tuple[str, bytes | None]
+"""A Kafka header: its value may be null (Kafka allows it; confluent-kafka sends `None`)."""
 DataT_co = TypeVar("DataT_co", covariant=True)
 
 NOTIFY_HEADER = "ledgerbus-reply"
@@ -54,7 +56,7 @@ class OutgoingMessage:
     topic: str
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
+    headers: tuple[Header, ...] = field(default_factory=tuple)
     partition: int | None = None
     """Set only where the key cannot say it: a dead letter of a record that had no key."""
     message_id: str | None = None

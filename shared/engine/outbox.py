@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from shared.engine.messages import OutgoingMessage, ReplyKey
+from shared.engine.messages import Header, OutgoingMessage, ReplyKey
 from shared.postgres.migrations import quote_schema
 
 OUTBOX_FLUSH_BATCH_MESSAGES = 5_000
@@ -97,13 +97,18 @@ class OutboxStore:
         await connection.execute(self._delete, list(outbox_ids))
 
 
-def encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
-    """Headers are bytes; JSON keeps them as hex so any byte survives the round trip."""
-    return orjson.dumps([[name, value.hex()] for name, value in headers]).decode()
+def encode_headers(headers: Sequence[Header]) -> str:
+    """Header values are bytes or null; JSON keeps bytes as hex so any byte survives."""
+    return orjson.dumps(
+        [[name, None if value is None else value.hex()] for name, value in headers]
+    ).decode()
 
 
-def decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((name, bytes.fromhex(value)) for name, value in orjson.loads(text))
+def decode_headers(text: str) -> tuple[Header, ...]:
+    return tuple(
+        (name, None if value is None else bytes.fromhex(value))
+        for name, value in orjson.loads(text)
+    )
 
 
 def _encode_reply_keys(keys: Sequence[ReplyKey]) -> str | None:

@@ -329,3 +329,44 @@ async def test_a_corrected_resend_of_a_refused_command_is_decided(ledger: Ledger
             lambda: reply_of(client, value), lambda r: r.status_code == 201, "the decision"
         )
     assert decided.json()["nonce"] == "n"
+
+
+def produce_with_a_null_header(
+    bootstrap: str, topic: str, items: list[tuple[bytes, bytes]], partition: int
+) -> None:
+    """confluent-kafka sends `("trace", None)` as a header with a null value, as Kafka allows."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value in items:
+        producer.produce(
+            topic, key=key, value=value, partition=partition, headers=[("trace", None)]
+        )
+    assert producer.flush(CONFLUENT_FLUSH_TIMEOUT_SECONDS) == 0
+
+
+async def test_records_with_a_null_header_are_forwarded_or_dead_lettered_and_keep_it(
+    ledger: LedgerStack,
+) -> None:
+    """Reproduces a halt: a null header value broke the outbox and the dead letter."""
+    owner_id = owner("nullheader")
+    key, forwarded = record_entry_command("healthai", owner_id, "CREDIT_ADD", uuid.uuid4().hex)
+    right = partition_for(key, ledger.partitions_of("ledger.commands"))
+    wrong = (right + 1) % ledger.partitions_of("ledger.commands")
+    malformed = orjson.loads(forwarded) | {"id": uuid.uuid4().hex}
+    del malformed["data"]["nonce"]
+    _, after = record_entry_command("healthai", owner("after"), "CREDIT_ADD", uuid.uuid4().hex)
+    await asyncio.to_thread(
+        produce_with_a_null_header, ledger.bootstrap, ledger.topic("ledger.commands"),
+        [(key, forwarded), (key, orjson.dumps(malformed)), (b"x", after)], wrong,
+    )  # fmt: skip
+    async with ledger.client() as client:
+        for value in (forwarded, after):
+            await eventually(
+                functools.partial(reply_of, client, value),
+                lambda r: r.status_code == 201,
+                "the answer",
+            )
+        assert (await client.get("/ready")).status_code == 200
+    dead = await read_topic(ledger.bootstrap, ledger.topic("ledger.commands.dlq"))
+    letter = next(r for r in dead if orjson.loads(r.value or b"{}").get("id") == malformed["id"])
+    assert ("trace", None) in list(letter.headers)
+    assert dict(letter.headers)["error_code"] == b"invalid_data"

@@ -69,7 +69,7 @@ async def apply(pool: asyncpg.Pool, values: list[bytes], offsets: list[int]) -> 
     batch = PartitionBatch(TOPIC, 0, records, partition_count=1)
     async with pool.acquire() as connection, connection.transaction():
         result = await projector.handle(connection, batch)
-    return [dict(letter.headers)["error_code"].decode() for letter in result.dead_letters]
+    return [(dict(letter.headers)["error_code"] or b"").decode() for letter in result.dead_letters]
 
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], ...]:
