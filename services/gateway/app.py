@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ledgerbus.registry import services
 from services.gateway.limits import BodyLimitMiddleware
-from services.gateway.middleware import RequestContextMiddleware
+from services.gateway.middleware import RequestContextMiddleware, RequestShapeMiddleware
 from services.gateway.openapi import document_errors
 from shared.contracts.asyncapi import build_asyncapi_document, render_asyncapi_html
 from shared.engine.service import load
@@ -53,7 +53,11 @@ def create_app(settings: PlatformSettings) -> FastAPI:
         description="Credit ledger, wallet, health tracking and analytics over an event log.",
         lifespan=_lifespan(settings, openers),
     )
+    # `/ledger/alice/` is a JSON 404, not an empty 307 that clients with default settings
+    # (httpx, fetch with redirect "manual") show as a blank answer.
+    app.router.redirect_slashes = False
     install_error_handlers(app)
+    app.add_middleware(RequestShapeMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     for service in services():

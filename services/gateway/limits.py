@@ -7,7 +7,13 @@ the answer: a client still sending when the server answers and closes sees a bro
 instead of the 413 (httpx, requests and most others do), and the drained connection stays
 usable for the next request. A body beyond the drain cap is answered at once and the
 connection closed.
+
+A body that stops arriving is answered 408 after `REQUEST_BODY_IDLE_TIMEOUT_SECONDS` and the
+connection closed: uvicorn bounds the wait between requests, not within one, so a client that
+declares a length and sends nothing would otherwise hold a task and a connection forever.
 """
+
+import asyncio
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +24,8 @@ REQUEST_BODY_MAX_BYTES = 64 * 1024
 """No request of the contract needs more than a few hundred bytes."""
 REQUEST_BODY_DRAIN_MAX_BYTES = 32 * 1024 * 1024
 """Past this, reading a refused body costs more than a client's broken pipe."""
+REQUEST_BODY_IDLE_TIMEOUT_SECONDS = 10.0
+"""The longest wait for the next piece of a request body once the headers have arrived."""
 
 
 class BodyTooLargeError(HTTPException):
@@ -27,6 +35,18 @@ class BodyTooLargeError(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"The request body exceeds {max_bytes} bytes.")
+
+
+class BodyTimeoutError(HTTPException):
+    """Raised when the next piece of a body does not arrive in time; answered as JSON 408
+    `request_timeout`, and the connection closed since the rest of the body is unread."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(
+            408,
+            f"The request body stopped arriving for {timeout_seconds:g} seconds.",
+            headers={"Connection": "close"},
+        )
 
 
 class BodyLimitMiddleware:
@@ -48,7 +68,13 @@ class BodyLimitMiddleware:
 
         async def counted_receive() -> Message:
             nonlocal received, body_done
-            message = await receive()
+            if body_done:
+                # After the body, a receive waits for the client to disconnect: no bound.
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), REQUEST_BODY_IDLE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                raise BodyTimeoutError(REQUEST_BODY_IDLE_TIMEOUT_SECONDS) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
@@ -89,7 +115,10 @@ async def _drain(receive: Receive, read: int, declared: int | None) -> bool:
     if declared is not None and declared > REQUEST_BODY_DRAIN_MAX_BYTES:
         return False
     while read <= REQUEST_BODY_DRAIN_MAX_BYTES:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), REQUEST_BODY_IDLE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return False
         if message["type"] != "http.request":
             return False
         read += len(message.get("body", b""))

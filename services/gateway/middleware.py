@@ -1,14 +1,17 @@
-"""ASGI middleware: a correlation id on every request and Prometheus request metrics.
+"""ASGI middleware: a correlation id on every request, Prometheus request metrics, and the
+request shapes the routes never see (HEAD, URLs whose escapes are not UTF-8).
 
 Written as plain ASGI (not BaseHTTPMiddleware) because it sits on every request's hot path.
 """
 
 import time
+import urllib.parse
 import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.http.errors import encode_json
 from shared.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 CORRELATION_HEADER = b"x-correlation-id"
@@ -58,3 +61,53 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
+
+
+class RequestShapeMiddleware:
+    """Two request shapes answered before routing.
+
+    HEAD is answered as GET would be, without the body (uvicorn drops it, since the server's
+    own scope still says HEAD): monitors and caches send HEAD, and a 405 would tell them the
+    resource is missing. A path or query whose percent-escapes do not decode as UTF-8 is a 400:
+    the server would otherwise decode `%FF` to U+FFFD and read a different owner than the one
+    the client meant.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        undecodable = _undecodable_part(scope)
+        if undecodable is not None:
+            await _send_bad_encoding(send, undecodable)
+            return
+        if scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
+
+
+def _undecodable_part(scope: Scope) -> str | None:
+    """'path' or 'query' when its percent-decoded bytes are not UTF-8, else None."""
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    query = scope.get("query_string", b"").replace(b"+", b" ")
+    for part, raw in (("path", raw_path), ("query", query)):
+        try:
+            urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return part
+    return None
+
+
+async def _send_bad_encoding(send: Send, part: str) -> None:
+    body = encode_json(
+        {
+            "detail": f"The request {part} has percent-escapes that are not UTF-8.",
+            "code": "invalid_url_encoding",
+        }
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

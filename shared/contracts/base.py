@@ -7,7 +7,11 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 
 IDENTIFIER_MAX_LENGTH_CHARACTERS = 128
-"""Owner ids, nonces and message ids are bounded so one record can never carry a huge key."""
+"""Owner ids, nonces and message ids are bounded so one record can never carry a huge key.
+The bound counts the id once normalised to NFC (how it is stored)."""
+DECOMPOSED_INPUT_FACTOR = 4
+"""A decomposed (NFD) spelling can be several code points per stored character; input up to
+this many times a bound is read, then measured once normalised."""
 SOURCE_MAX_LENGTH_CHARACTERS = 256
 APP_NAME_MAX_LENGTH_CHARACTERS = 32
 OPERATION_NAME_MAX_LENGTH_CHARACTERS = 64
@@ -111,7 +115,9 @@ def _schema(maximum_length: int, pattern: str) -> WithJsonSchema:
 
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS),
+    StringConstraints(
+        min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS * DECOMPOSED_INPUT_FACTOR
+    ),
     _schema(IDENTIFIER_MAX_LENGTH_CHARACTERS, IDENTIFIER_PATTERN),
     _identifier_rules(IDENTIFIER_MAX_LENGTH_CHARACTERS, path_segment=False),
 ]
@@ -119,7 +125,9 @@ Identifier = Annotated[
 
 PathIdentifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS),
+    StringConstraints(
+        min_length=1, max_length=IDENTIFIER_MAX_LENGTH_CHARACTERS * DECOMPOSED_INPUT_FACTOR
+    ),
     _schema(IDENTIFIER_MAX_LENGTH_CHARACTERS, PATH_IDENTIFIER_PATTERN),
     _identifier_rules(IDENTIFIER_MAX_LENGTH_CHARACTERS, path_segment=True),
 ]
@@ -127,7 +135,9 @@ PathIdentifier = Annotated[
 
 SourceText = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=SOURCE_MAX_LENGTH_CHARACTERS),
+    StringConstraints(
+        min_length=1, max_length=SOURCE_MAX_LENGTH_CHARACTERS * DECOMPOSED_INPUT_FACTOR
+    ),
     _schema(SOURCE_MAX_LENGTH_CHARACTERS, IDENTIFIER_PATTERN),
     _identifier_rules(SOURCE_MAX_LENGTH_CHARACTERS, path_segment=False),
 ]

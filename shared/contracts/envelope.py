@@ -1,10 +1,11 @@
 """The CloudEvents 1.0 envelope in structured JSON mode, as every topic carries it."""
 
+import re
 from typing import Any, Literal
 from uuid import uuid4
 
 import orjson
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from shared.contracts.base import ContractModel, Identifier, SourceText, UtcDateTime, utc_now
 
@@ -12,24 +13,66 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
+EXTENSION_NAME_PATTERN = re.compile(r"^[a-z0-9]{1,20}$")
+"""CloudEvents 1.0: extension attribute names are lowercase letters and digits, at most 20."""
+EXTENSIONS_MAX = 16
+EXTENSION_VALUE_MAX_CHARACTERS = 1_024
+JSON_CONTENT_TYPE_PATTERN = r"^application/json(\s*;[^\x00-\x1f]{0,200})?$"
+"""`application/json`, with parameters such as `; charset=utf-8` allowed (RFC 2045)."""
+
+
 class CloudEvent(ContractModel):
     """One record value: the envelope with its `data` still untyped.
 
     The registry validates `data` against the model registered for `type`, so the envelope
-    can be parsed once without knowing which message it carries.
+    can be parsed once without knowing which message it carries. The envelope is a CloudEvent
+    as the specification has it: `time` is optional, and extension attributes (`traceparent`,
+    `partitionkey`, ...) are accepted when their names and values are what the specification
+    allows, bounded in number and size; they ride along and decide nothing. The `data` of each
+    message type stays strict (`extra="forbid"`).
     """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        str_strip_whitespace=False,
+        json_schema_extra={
+            "propertyNames": {"pattern": EXTENSION_NAME_PATTERN.pattern},
+            "additionalProperties": {
+                "type": ["string", "integer", "boolean"],
+                "maxLength": EXTENSION_VALUE_MAX_CHARACTERS,
+            },
+        },
+    )
 
     specversion: Literal["1.0"]
     id: Identifier
     source: SourceText
     type: str = Field(min_length=1, max_length=128)
     subject: str | None = Field(default=None, max_length=256)
-    time: UtcDateTime
-    datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
+    time: UtcDateTime | None = None
+    datacontenttype: str = Field(default=DATA_CONTENT_TYPE, pattern=JSON_CONTENT_TYPE_PATTERN)
     dataschema: str | None = Field(default=None, max_length=512)
     data: dict[str, Any]
     correlationid: str | None = Field(default=None, max_length=128)
     causationid: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _extensions_are_cloudevents_attributes(self) -> "CloudEvent":
+        extensions = self.model_extra or {}
+        if len(extensions) > EXTENSIONS_MAX:
+            raise ValueError(f"at most {EXTENSIONS_MAX} extension attributes")
+        for name, value in extensions.items():
+            if EXTENSION_NAME_PATTERN.match(name) is None:
+                raise ValueError(
+                    f"{name[:40]!r} is not an attribute of the envelope, and not a valid"
+                    " extension name (lowercase letters and digits, at most 20)"
+                )
+            if not isinstance(value, str | int | bool) or (
+                isinstance(value, str) and len(value) > EXTENSION_VALUE_MAX_CHARACTERS
+            ):
+                raise ValueError(f"extension {name} must be a string, integer or boolean")
+        return self
 
 
 def new_message_id() -> str:

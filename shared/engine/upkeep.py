@@ -25,8 +25,8 @@ from shared.observability import metrics
 from shared.postgres.migrations import quote_schema
 
 UPKEEP_TICK_SECONDS = 0.25
-OWNER_HEARTBEAT_INTERVAL_SECONDS = 1.0
-"""Readiness treats a partition whose heartbeat is older than three of these as unowned."""
+OWNER_HEARTBEAT_INTERVAL_SECONDS = 0.5
+"""Readiness treats a partition whose heartbeat is older than four of these as unowned."""
 OUTBOX_SWEEP_INTERVAL_SECONDS = 1.0
 DEADLINE_SWEEP_INTERVAL_SECONDS = 0.5
 

@@ -41,8 +41,9 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 """Failures that mean a server we depend on is down or overloaded: 503, try again shortly."""
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 406: "not_acceptable", 413: "body_too_large",
-              415: "unsupported_media_type", 429: "too_many_requests"}  # fmt: skip
+              405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout",
+              413: "body_too_large", 415: "unsupported_media_type",
+              429: "too_many_requests"}  # fmt: skip
 
 logger = get_logger(__name__)
 
@@ -97,10 +98,16 @@ def safe_text(value: object, limit: int = ECHOED_TEXT_MAX_CHARACTERS) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+JSON_INTEGER_MAX = 2**63 - 1
+"""orjson (and many JSON readers) cannot hold wider integers; such an input is not echoed."""
+
+
 def _echo(value: object) -> object | None:
-    """A short input is echoed as FastAPI would; a long or nested one is left out."""
-    if value is None or isinstance(value, bool | int | float):
+    """A short input is echoed as FastAPI would; a long, nested or too wide one is left out."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
+    if isinstance(value, int):
+        return value if -JSON_INTEGER_MAX - 1 <= value <= JSON_INTEGER_MAX else None
     if isinstance(value, str) and len(value) <= ECHOED_INPUT_MAX_CHARACTERS:
         return safe_text(value)
     return None

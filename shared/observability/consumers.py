@@ -22,7 +22,9 @@ import asyncpg
 from shared.kafka.lag import LagReader
 from shared.postgres.migrations import quote_schema
 
-OWNER_HEARTBEAT_STALE_SECONDS = 3.0
+OWNER_HEARTBEAT_STALE_SECONDS = 2.0
+"""Four owner heartbeats missed: the owner is dead or frozen (a batch runs concurrently with
+heartbeats, so a long batch does not delay them)."""
 PROGRESS_STALL_SECONDS = 5.0
 
 

@@ -162,7 +162,7 @@ async def counters(
 async def _held(state: Counters, consumer: str, topic: str) -> int:
     rows = await state.fetch(
         "SELECT count(*) AS n FROM counter.partition_owners WHERE consumer = $1 AND topic = $2"
-        " AND heartbeat_at > now() - interval '3 seconds'",
+        " AND heartbeat_at > now() - interval '2 seconds'",
         consumer,
         topic,
     )

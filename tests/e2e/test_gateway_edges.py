@@ -1,6 +1,7 @@
 """The gateway under hostile input: every answer is JSON with a code, never a bare 500, and a
 bad request never breaks the keep-alive connection it came on."""
 
+import asyncio
 import time
 import urllib.parse
 import uuid
@@ -10,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from services.gateway.limits import REQUEST_BODY_IDLE_TIMEOUT_SECONDS
 from tests.support.raw_http import exchange, request
 from tests.support.stacks import HEALTHAI_KEY, LedgerStack
 
@@ -200,3 +202,85 @@ async def test_the_gateway_decides_nothing_an_unknown_operation_is_the_processor
         "SELECT reply_status FROM ledger.inbox WHERE reply_body LIKE '%unknown_operation%'"
     )
     assert [row["reply_status"] for row in stored] == [422]
+
+
+async def test_an_integer_wider_than_64_bits_is_a_422_and_the_connection_lives_on(
+    ledger: LedgerStack,
+) -> None:
+    """Reproduces a 500 and a reset connection: the 422 echoed the input, which orjson cannot
+    write (found by schemathesis, seed 7)."""
+    wide = b'{"owner_id": ' + str(10**40).encode() + b', "operation": "CREDIT_ADD", "nonce": "n"}'
+    good = request("POST", "/ledger/", entry(f"wide-{uuid.uuid4().hex[:6]}"), KEY)
+    first, second = await exchange(*address(ledger), [request("POST", "/ledger/", wide, KEY), good])
+    assert first.status == 422
+    body = first.json()
+    assert isinstance(body, dict) and body["code"] == "validation_error"
+    assert second.status == 201
+
+
+@pytest.mark.parametrize(
+    "path", ["/ledger/%FF", "/ledger/a%ED%A0%80b", "/ledger/alice/entries?before=%C3"]
+)
+async def test_escapes_that_are_not_utf8_are_a_400_not_another_owner(
+    ledger: LedgerStack, path: str
+) -> None:
+    """Reproduces `/ledger/%FF` read as the owner U+FFFD (the server replaced the bad byte)."""
+    first, second = await exchange(
+        *address(ledger), [request("GET", path, headers=KEY), request("GET", "/health")]
+    )
+    assert first.status == 400
+    body = first.json()
+    assert isinstance(body, dict) and body["code"] == "invalid_url_encoding"
+    assert second.status == 200
+
+
+async def test_head_is_answered_as_get_without_a_body(ledger: LedgerStack) -> None:
+    owner_id = f"head-{uuid.uuid4().hex[:6]}"
+    async with ledger.client() as client:
+        written = await client.post("/ledger/", content=entry(owner_id), headers=KEY)
+        position = written.json()["position"]
+        read = await client.get(f"/ledger/{owner_id}?min_position={position}", headers=KEY)
+    head, missing, health = await exchange(
+        *address(ledger),
+        [
+            request("HEAD", f"/ledger/{owner_id}", headers=KEY),
+            request("HEAD", "/no/such/route"),
+            request("HEAD", "/health"),
+        ],
+    )
+    assert (head.status, head.body) == (200, b"")
+    assert head.headers["content-type"] == "application/json"
+    assert head.headers["content-length"] == read.headers["content-length"]
+    assert (missing.status, health.status) == (404, 200)
+
+
+async def test_a_trailing_slash_is_a_json_404_not_an_empty_redirect(ledger: LedgerStack) -> None:
+    async with ledger.client() as client:
+        response = await client.get("/ledger/alice/", headers=KEY)
+        without_slash = await client.post(
+            "/ledger", content=entry(f"slash-{uuid.uuid4().hex[:6]}"), headers=KEY
+        )
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert without_slash.status_code == 201
+
+
+async def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closes(
+    ledger: LedgerStack,
+) -> None:
+    """Reproduces a connection held forever by a client that declared a length and stopped."""
+    reader, writer = await asyncio.open_connection(*address(ledger))
+    try:
+        head = request("POST", "/ledger/", b"", KEY).replace(
+            b"Content-Length: 0", b"Content-Length: 100"
+        )
+        writer.write(head + b'{"owner_id": ')
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), REQUEST_BODY_IDLE_TIMEOUT_SECONDS + 5)
+        waited = time.monotonic() - started
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"408", answer
+    assert b'"code":"request_timeout"' in rest
+    assert REQUEST_BODY_IDLE_TIMEOUT_SECONDS - 1 <= waited <= REQUEST_BODY_IDLE_TIMEOUT_SECONDS + 3

@@ -88,6 +88,23 @@ async def test_a_default_confluent_producer_has_the_same_effect_as_http(
             assert read.json()["balance"] == 10
 
 
+async def test_a_cloudevent_with_extensions_and_no_time_is_decided(ledger: LedgerStack) -> None:
+    """Reproduces valid CloudEvents dead-lettered as `not_a_cloudevent`: SDKs add `traceparent`
+    and may leave the optional `time` out or state a charset."""
+    key, value = record_entry_command("healthai", owner("ext"), "CREDIT_ADD", uuid.uuid4().hex)
+    envelope = orjson.loads(value)
+    del envelope["time"]
+    envelope["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    envelope["datacontenttype"] = "application/json; charset=utf-8"
+    extended = orjson.dumps(envelope)
+    await send(ledger, [(key, extended)])
+    async with ledger.client() as client:
+        answer = await eventually(
+            lambda: reply_of(client, extended), lambda r: r.status_code != 202, "the answer"
+        )
+    assert (answer.status_code, answer.json()["balance"]) == (201, 10)
+
+
 def letters_of(dead: list[object], marker: bytes) -> list[object]:
     return [letter for letter in dead if marker in (getattr(letter, "value", b"") or b"")]
 

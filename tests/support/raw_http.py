@@ -27,7 +27,7 @@ def request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> RawResponse:
+async def _read_response(reader: asyncio.StreamReader, *, head_only: bool) -> RawResponse:
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = {}
@@ -35,7 +35,9 @@ async def _read_response(reader: asyncio.StreamReader) -> RawResponse:
         if line:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    # An answer to HEAD states the length of the body GET would have, and sends none.
+    length = 0 if head_only else int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length)
     return RawResponse(int(status_line.split()[1]), headers, body)
 
 
@@ -47,7 +49,8 @@ async def exchange(host: str, port: int, requests: list[bytes]) -> list[RawRespo
         for raw in requests:
             writer.write(raw)
             await writer.drain()
-            answers.append(await asyncio.wait_for(_read_response(reader), READ_TIMEOUT_SECONDS))
+            answer = _read_response(reader, head_only=raw.startswith(b"HEAD "))
+            answers.append(await asyncio.wait_for(answer, READ_TIMEOUT_SECONDS))
     finally:
         writer.close()
     return answers

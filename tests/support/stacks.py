@@ -102,7 +102,7 @@ class LedgerStack:
         await eventually(
             lambda: self.fetch(
                 "SELECT count(*) AS n FROM ledger.partition_owners WHERE consumer = $1"
-                " AND topic = $2 AND heartbeat_at > now() - interval '3 seconds'",
+                " AND topic = $2 AND heartbeat_at > now() - interval '2 seconds'",
                 consumer,
                 self.topic(topic),
             ),

@@ -62,6 +62,66 @@ def test_each_kind_of_bad_record_has_its_code(value: bytes, code: str) -> None:
     assert result.code == code and result.message
 
 
+def envelope_with(**attributes: object) -> bytes:
+    envelope = orjson.loads(envelope_bytes())
+    envelope.update(attributes)
+    for name in [name for name, value in attributes.items() if value is None]:
+        del envelope[name]
+    return orjson.dumps(envelope)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        {"partitionkey": "alice", "sampled": True, "hops": 2},
+        {"time": None},
+        {"datacontenttype": "application/json; charset=utf-8"},
+    ],
+    ids=["traceparent", "several extensions", "no time", "charset parameter"],
+)
+def test_a_cloudevent_as_the_specification_allows_it_is_accepted(
+    attributes: dict[str, object],
+) -> None:
+    """Clients with default settings add extension attributes or leave `time` out; the
+    specification allows both, so refusing them would dead-letter valid commands."""
+    parsed = LEDGER_COMMANDS.parse(envelope_with(**attributes))
+    assert isinstance(parsed, ParsedMessage), parsed
+    extensions = {
+        name: value for name, value in attributes.items() if name not in {"time", "datacontenttype"}
+    }
+    assert (parsed.envelope.model_extra or {}) == extensions
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"TraceParent": "x"},
+        {"trace_parent": "x"},
+        {"averyveryverylongextensionname": "x"},
+        {"nested": {"a": 1}},
+        {"big": "x" * 1025},
+        {f"ext{index}": index for index in range(17)},
+        {"datacontenttype": "text/plain"},
+    ],
+    ids=[
+        "uppercase",
+        "underscore",
+        "too long a name",
+        "nested value",
+        "huge value",
+        "too many",
+        "not json",
+    ],
+)
+def test_an_attribute_the_specification_does_not_allow_is_not_a_cloudevent(
+    attributes: dict[str, object],
+) -> None:
+    result = LEDGER_COMMANDS.parse(envelope_with(**attributes))
+    assert isinstance(result, RejectedRecord)
+    assert result.code == "not_a_cloudevent", result
+
+
 def test_contract_models_are_frozen_and_forbid_extra_fields() -> None:
     entry = RecordEntry(app="healthai", owner_id="a", operation="CREDIT_ADD", nonce="n")
     with pytest.raises(ValidationError):
@@ -77,7 +137,7 @@ def test_an_encoded_envelope_round_trips() -> None:
     )
     parsed = LEDGER_COMMANDS.parse(encode_envelope(envelope))
     assert isinstance(parsed, ParsedMessage) and parsed.data == data
-    assert parsed.envelope.time <= utc_now()
+    assert parsed.envelope.time is not None and parsed.envelope.time <= utc_now()
 
 
 def test_positions_parse_and_compare() -> None:

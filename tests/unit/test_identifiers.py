@@ -70,6 +70,16 @@ def test_length_counts_after_normalisation() -> None:
         IDENTIFIER.validate_python("x" * 10_000)
 
 
+def test_a_decomposed_spelling_of_a_valid_id_is_accepted() -> None:
+    """An NFD client (macOS file names, some keyboards) spells one stored character with two
+    code points; the bound is on the stored, NFC form, so the same id is accepted either way."""
+    composed = "\u00e9" * (IDENTIFIER_MAX_LENGTH_CHARACTERS - 22) + "x" * 22
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert len(decomposed) > IDENTIFIER_MAX_LENGTH_CHARACTERS
+    assert IDENTIFIER.validate_python(decomposed) == composed
+    assert PATH.validate_python(decomposed) == composed
+
+
 @pytest.mark.parametrize("value", ["a/b", ".", ".."])
 def test_a_path_identifier_is_one_url_segment(value: str) -> None:
     assert IDENTIFIER.validate_python(value) == value
