@@ -8,6 +8,13 @@ POOL_MAX_CONNECTIONS = 10
 CONNECT_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 30.0
 """No single statement may hang a consumer forever; long audits use their own connection."""
+PLAN_CACHE_MODE = "force_custom_plan"
+"""asyncpg prepares every statement, and PostgreSQL moves a prepared statement to a generic plan
+after five runs. The engine's batch statements join `unnest` of arrays from 1 to 1,000 long
+with tables that grow from empty: a generic plan chosen while the tables were small stayed in
+use until autovacuum analysed them, and `make bench` ingest fell from 3,400 to 640 commands/s
+once the latency phase (one command at a time) had run first. Planning each statement with its
+real parameters costs a fraction of a millisecond (see ADR 0020)."""
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -35,7 +42,7 @@ async def create_pool(
         timeout=CONNECT_TIMEOUT_SECONDS,
         command_timeout=COMMAND_TIMEOUT_SECONDS,
         init=_init_connection,
-        server_settings={"application_name": application_name},
+        server_settings={"application_name": application_name, "plan_cache_mode": PLAN_CACHE_MODE},
     )
     assert pool is not None
     return pool

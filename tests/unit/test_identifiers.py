@@ -15,6 +15,7 @@ from shared.contracts.base import (
     PATH_IDENTIFIER_PATTERN,
     Identifier,
     PathIdentifier,
+    forbidden_character,
 )
 
 IDENTIFIER = TypeAdapter(Identifier)
@@ -31,6 +32,18 @@ def test_the_forbidden_ranges_are_exactly_the_forbidden_categories() -> None:
         else:
             computed.append((code_point, code_point))
     assert tuple(computed) == FORBIDDEN_CHARACTER_RANGES
+
+
+def test_the_fast_search_finds_exactly_the_forbidden_categories() -> None:
+    """`forbidden_character` answers from a regex and an ASCII shortcut; walking every code
+    point proves they say what the categories say."""
+    for code_point in range(sys.maxunicode + 1):
+        character = chr(code_point)
+        forbidden = unicodedata.category(character) in FORBIDDEN_CHARACTER_CATEGORIES
+        found = forbidden_character(f"ok{character}")
+        assert (found is not None) == forbidden, hex(code_point)
+        if found is not None:
+            assert found.startswith(f"character 3 (U+{code_point:04X},"), found
 
 
 def test_the_schema_pattern_refuses_every_forbidden_character_the_validator_refuses() -> None:
