@@ -2,6 +2,7 @@
 FastAPI's 422 shape plus a `code`, an unavailable dependency 503 with `Retry-After`, and even
 an unforeseen error a JSON 500 naming the request's correlation id (never a bare 500)."""
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,8 +105,11 @@ JSON_INTEGER_MAX = 2**63 - 1
 
 def _echo(value: object) -> object | None:
     """A short input is echoed as FastAPI would; a long, nested or too wide one is left out."""
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, float):
+        # JSON has no infinity or NaN (`1e400` parses as infinity); echoing null would mislead.
+        return value if math.isfinite(value) else None
     if isinstance(value, int):
         return value if -JSON_INTEGER_MAX - 1 <= value <= JSON_INTEGER_MAX else None
     if isinstance(value, str) and len(value) <= ECHOED_INPUT_MAX_CHARACTERS:
