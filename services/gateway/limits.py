@@ -8,9 +8,11 @@ instead of the 413 (httpx, requests and most others do), and the drained connect
 usable for the next request. A body beyond the drain cap is answered at once and the
 connection closed.
 
-A body that stops arriving is answered 408 after `REQUEST_BODY_IDLE_TIMEOUT_SECONDS` and the
-connection closed: uvicorn bounds the wait between requests, not within one, so a client that
-declares a length and sends nothing would otherwise hold a task and a connection forever.
+A body that stops arriving for `REQUEST_BODY_IDLE_TIMEOUT_SECONDS`, or is not complete within
+`REQUEST_BODY_TOTAL_TIMEOUT_SECONDS`, is answered 408 and the connection closed: uvicorn bounds
+the wait between requests, not within one, so a client that declares a length and then sends
+nothing, or a byte every few seconds, would otherwise hold a task and a connection for as long
+as it liked.
 """
 
 import asyncio
@@ -26,6 +28,8 @@ REQUEST_BODY_DRAIN_MAX_BYTES = 32 * 1024 * 1024
 """Past this, reading a refused body costs more than a client's broken pipe."""
 REQUEST_BODY_IDLE_TIMEOUT_SECONDS = 10.0
 """The longest wait for the next piece of a request body once the headers have arrived."""
+REQUEST_BODY_TOTAL_TIMEOUT_SECONDS = 30.0
+"""The longest a whole body may take, counted from the application's first read of it."""
 
 
 class BodyTooLargeError(HTTPException):
@@ -41,12 +45,8 @@ class BodyTimeoutError(HTTPException):
     """Raised when the next piece of a body does not arrive in time; answered as JSON 408
     `request_timeout`, and the connection closed since the rest of the body is unread."""
 
-    def __init__(self, timeout_seconds: float) -> None:
-        super().__init__(
-            408,
-            f"The request body stopped arriving for {timeout_seconds:g} seconds.",
-            headers={"Connection": "close"},
-        )
+    def __init__(self, detail: str) -> None:
+        super().__init__(408, detail, headers={"Connection": "close"})
 
 
 class BodyLimitMiddleware:
@@ -66,15 +66,18 @@ class BodyLimitMiddleware:
         body_done = False
         started = False
 
+        deadline: float | None = None
+
         async def counted_receive() -> Message:
-            nonlocal received, body_done
+            nonlocal received, body_done, deadline
             if body_done:
                 # After the body, a receive waits for the client to disconnect: no bound.
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), REQUEST_BODY_IDLE_TIMEOUT_SECONDS)
-            except TimeoutError:
-                raise BodyTimeoutError(REQUEST_BODY_IDLE_TIMEOUT_SECONDS) from None
+            now = asyncio.get_running_loop().time()
+            deadline = deadline or now + REQUEST_BODY_TOTAL_TIMEOUT_SECONDS
+            message = await _receive_within(
+                receive, min(REQUEST_BODY_IDLE_TIMEOUT_SECONDS, deadline - now)
+            )
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
@@ -108,6 +111,17 @@ class BodyLimitMiddleware:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _receive_within(receive: Receive, seconds: float) -> Message:
+    """The next message, or a 408 when it does not come in time."""
+    try:
+        return await asyncio.wait_for(receive(), max(seconds, 0.0))
+    except TimeoutError:
+        raise BodyTimeoutError(
+            f"The request body stopped arriving (at most {REQUEST_BODY_IDLE_TIMEOUT_SECONDS:g} s"
+            f" between pieces, {REQUEST_BODY_TOTAL_TIMEOUT_SECONDS:g} s in all)."
+        ) from None
 
 
 async def _drain(receive: Receive, read: int, declared: int | None) -> bool:

@@ -84,9 +84,16 @@ class RequestShapeMiddleware:
         if undecodable is not None:
             await _send_bad_encoding(send, undecodable)
             return
-        if scope["method"] == "HEAD":
-            scope = {**scope, "method": "GET"}
-        await self.app(scope, receive, send)
+        if scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send)
+        finally:
+            # The metrics read the matched route from the server's scope, not from this copy.
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
 
 
 def _undecodable_part(scope: Scope) -> str | None:

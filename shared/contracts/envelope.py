@@ -1,11 +1,11 @@
 """The CloudEvents 1.0 envelope in structured JSON mode, as every topic carries it."""
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 import orjson
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contracts.base import ContractModel, Identifier, SourceText, UtcDateTime, utc_now
 
@@ -13,12 +13,35 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
-EXTENSION_NAME_PATTERN = re.compile(r"^[a-z0-9]{1,20}$")
+EXTENSION_NAME_PATTERN = "^[a-z0-9]{1,20}$"
 """CloudEvents 1.0: extension attribute names are lowercase letters and digits, at most 20."""
+_EXTENSION_NAME = re.compile("[a-z0-9]{1,20}")
+"""Used with `fullmatch`: `$` in a Python pattern also matches before a final newline."""
 EXTENSIONS_MAX = 16
 EXTENSION_VALUE_MAX_CHARACTERS = 1_024
+EXTENSION_INTEGER_MIN = -(2**31)
+EXTENSION_INTEGER_MAX = 2**31 - 1
+"""The specification's Integer is 32 bits; a wider one could not even be written back out."""
+_NOT_A_CLOUDEVENTS_STRING = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""The specification's String excludes control characters and surrogates."""
 JSON_CONTENT_TYPE_PATTERN = r"^application/json(\s*;[^\x00-\x1f]{0,200})?$"
 """`application/json`, with parameters such as `; charset=utf-8` allowed (RFC 2045)."""
+
+
+def _extension_value_problem(value: object) -> str | None:
+    """Why `value` cannot be an extension attribute's value, or None when it can."""
+    if value is None or isinstance(value, bool):
+        return None  # a null attribute is the same as an absent one (JSON Format, 2.2)
+    if isinstance(value, int):
+        in_range = EXTENSION_INTEGER_MIN <= value <= EXTENSION_INTEGER_MAX
+        return None if in_range else "an integer outside 32 bits"
+    if isinstance(value, str):
+        if len(value) > EXTENSION_VALUE_MAX_CHARACTERS:
+            return f"longer than {EXTENSION_VALUE_MAX_CHARACTERS} characters"
+        if _NOT_A_CLOUDEVENTS_STRING.search(value) is not None:
+            return "a string with control characters or surrogates"
+        return None
+    return "not a string, integer or boolean"
 
 
 class CloudEvent(ContractModel):
@@ -37,10 +60,12 @@ class CloudEvent(ContractModel):
         extra="allow",
         str_strip_whitespace=False,
         json_schema_extra={
-            "propertyNames": {"pattern": EXTENSION_NAME_PATTERN.pattern},
+            "propertyNames": {"pattern": EXTENSION_NAME_PATTERN},
             "additionalProperties": {
-                "type": ["string", "integer", "boolean"],
+                "type": ["string", "integer", "boolean", "null"],
                 "maxLength": EXTENSION_VALUE_MAX_CHARACTERS,
+                "minimum": EXTENSION_INTEGER_MIN,
+                "maximum": EXTENSION_INTEGER_MAX,
             },
         },
     )
@@ -51,7 +76,9 @@ class CloudEvent(ContractModel):
     type: str = Field(min_length=1, max_length=128)
     subject: str | None = Field(default=None, max_length=256)
     time: UtcDateTime | None = None
-    datacontenttype: str = Field(default=DATA_CONTENT_TYPE, pattern=JSON_CONTENT_TYPE_PATTERN)
+    datacontenttype: Annotated[str, StringConstraints(pattern=JSON_CONTENT_TYPE_PATTERN)] | None = (
+        DATA_CONTENT_TYPE
+    )
     dataschema: str | None = Field(default=None, max_length=512)
     data: dict[str, Any]
     correlationid: str | None = Field(default=None, max_length=128)
@@ -63,15 +90,14 @@ class CloudEvent(ContractModel):
         if len(extensions) > EXTENSIONS_MAX:
             raise ValueError(f"at most {EXTENSIONS_MAX} extension attributes")
         for name, value in extensions.items():
-            if EXTENSION_NAME_PATTERN.match(name) is None:
+            if _EXTENSION_NAME.fullmatch(name) is None:
                 raise ValueError(
                     f"{name[:40]!r} is not an attribute of the envelope, and not a valid"
                     " extension name (lowercase letters and digits, at most 20)"
                 )
-            if not isinstance(value, str | int | bool) or (
-                isinstance(value, str) and len(value) > EXTENSION_VALUE_MAX_CHARACTERS
-            ):
-                raise ValueError(f"extension {name} must be a string, integer or boolean")
+            problem = _extension_value_problem(value)
+            if problem is not None:
+                raise ValueError(f"the value of extension {name} is {problem}")
         return self
 
 

@@ -1,7 +1,10 @@
 """What a partition owner does between batches: heartbeats, leftovers, deadlines, retries.
 
-- Heartbeats: every second the owner stamps the partitions it holds, so readiness checks and
-  the audit can tell an owned partition from one whose owner died.
+- Heartbeats: every 0.5 s the owner stamps the partitions it holds, so readiness checks and
+  the audit can tell an owned partition from one whose owner died. They run in a task of their
+  own: the other steps wait for a partition's lock, which a batch holds for its whole
+  transaction (seconds, when PostgreSQL is slow or a transient error backs off), and a live
+  owner must not look dead meanwhile.
 - Outbox leftovers (a failed publish, a crashed predecessor) are retried when idle.
 - Due deadlines are moved into the outbox and published by the owner of the partition that
   scheduled them.
@@ -45,24 +48,35 @@ class OwnerUpkeep:
         self._deadlines = DeadlineStore(owner.schema, owner.consumer_name)
         self._sweeps_deadlines = sweeps_deadlines
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._last_run: dict[str, float] = {}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run_forever(), name="partition-owner-upkeep")
+        self._tasks = [
+            asyncio.create_task(self._beat_forever(), name="partition-owner-heartbeat"),
+            asyncio.create_task(self._run_forever(), name="partition-owner-upkeep"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         owner = self._owner
         await owner.release([(tp, owned.claim) for tp, owned in owner.owned.items()])
 
+    async def _beat_forever(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+            except Exception as error:
+                logger.warning("owner heartbeat failed", error=describe(error))
+            await asyncio.sleep(OWNER_HEARTBEAT_INTERVAL_SECONDS)
+
     async def _run_forever(self) -> None:
         steps: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
-            ("heartbeat", OWNER_HEARTBEAT_INTERVAL_SECONDS, self._heartbeat),
             ("leftovers", OUTBOX_SWEEP_INTERVAL_SECONDS, self._flush_leftovers),
             ("retries", UPKEEP_TICK_SECONDS, self._retry_halted),
         ]

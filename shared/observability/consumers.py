@@ -3,7 +3,7 @@
 Read from the checkpoints and the owners' heartbeats (PostgreSQL) and the true end of each log
 (Kafka). The end is read before the checkpoints, so a record appended meanwhile is never
 counted as lag. A partition is
-- unowned when its owner's heartbeat is older than three heartbeat intervals (the owner died
+- unowned when its owner's heartbeat is older than four heartbeat intervals (the owner died
   and its group has not handed the partition to another member yet),
 - halted when its owner stopped it rather than step over a record (the reason is stored),
 - stalled when it has lagged with the same checkpoint for a while, as this reader saw it
@@ -23,8 +23,8 @@ from shared.kafka.lag import LagReader
 from shared.postgres.migrations import quote_schema
 
 OWNER_HEARTBEAT_STALE_SECONDS = 2.0
-"""Four owner heartbeats missed: the owner is dead or frozen (a batch runs concurrently with
-heartbeats, so a long batch does not delay them)."""
+"""Four owner heartbeats missed: the owner is dead or frozen (heartbeats run in a task of
+their own, so a long batch does not delay them)."""
 PROGRESS_STALL_SECONDS = 5.0
 
 

@@ -252,6 +252,10 @@ async def test_head_is_answered_as_get_without_a_body(ledger: LedgerStack) -> No
     assert head.headers["content-type"] == "application/json"
     assert head.headers["content-length"] == read.headers["content-length"]
     assert (missing.status, health.status) == (404, 200)
+    async with ledger.client() as client:
+        metrics = (await client.get("/metrics")).text
+    # Counted under its route, not as "unmatched" (the route was matched on a copy of the scope).
+    assert 'method="HEAD",route="/ledger/{owner_id}",status="200"' in metrics
 
 
 async def test_a_trailing_slash_is_a_json_404_not_an_empty_redirect(ledger: LedgerStack) -> None:

@@ -6,6 +6,7 @@ the reason stored beside its checkpoint, and once cured the record is applied, n
 dead-lettered; a `HaltError` halts at once.
 """
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from shared.infra.provision import Infrastructure
 from shared.kafka.log_end import LogEndProbe
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicDefinition, create_topics
+from shared.observability.consumers import OWNER_HEARTBEAT_STALE_SECONDS
 from shared.postgres.pool import create_pool
 from tests.support.owner_driver import DrivenOwner, driven
 from tests.support.stacks import create_database, publish, read_topic
@@ -35,6 +37,7 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 HALT_CURED_TIMEOUT_SECONDS = 45.0
+LONG_BATCH_SECONDS = 3.0
 
 
 @dataclass
@@ -210,3 +213,48 @@ async def test_a_transient_error_retries_until_it_passes(harness: Harness) -> No
         await eventually(lambda: rows(harness), lambda found: b"e0" in found, "e0 committed")
     finally:
         await driver.stop()
+
+
+class SlowWriter(RowWriter):
+    """Holds its partition's lock (a batch in progress) for a while."""
+
+    def __init__(self, sink: str, seconds: float) -> None:
+        super().__init__(sink)
+        self.seconds = seconds
+
+    async def handle(self, connection: asyncpg.Connection, batch: PartitionBatch) -> HandlerResult:
+        await asyncio.sleep(self.seconds)
+        return await super().handle(connection, batch)
+
+
+async def test_heartbeats_go_on_while_a_long_batch_holds_the_partition(harness: Harness) -> None:
+    """Reproduces a live owner reported unowned: the heartbeat ran in the same loop as the
+    deadline sweep, which waited for the lock of a partition whose batch was running."""
+    await harness.pool.execute(
+        "INSERT INTO ledger.deadlines (consumer, name, source_topic, source_partition, due_at,"
+        " topic, value, message_id) VALUES ('probe', $1, $2, 0, now(), $3, 'v', $1)",
+        uuid.uuid4().hex, harness.source, harness.sink,
+    )  # fmt: skip
+    await send(harness, [b"slow-" + uuid.uuid4().hex.encode()])
+    driver = await started(harness, SlowWriter(harness.sink, LONG_BATCH_SECONDS), upkeep=True)
+    ages: list[float] = []
+
+    async def watch() -> None:
+        while True:
+            age = await harness.pool.fetchval(
+                "SELECT extract(epoch FROM now() - heartbeat_at) FROM ledger.partition_owners"
+                " WHERE consumer = 'probe' AND topic = $1 AND partition = 0",
+                harness.source,
+            )
+            if age is not None:
+                ages.append(float(age))
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await driver.drive_until(lambda: driver.batches >= 1)
+    finally:
+        watcher.cancel()
+        await driver.stop()
+    assert ages, "the owner stamped no heartbeat"
+    assert max(ages) < OWNER_HEARTBEAT_STALE_SECONDS, ages

@@ -62,34 +62,54 @@ def test_each_kind_of_bad_record_has_its_code(value: bytes, code: str) -> None:
     assert result.code == code and result.message
 
 
+ABSENT = object()
+"""An attribute value meaning: leave the attribute out of the envelope."""
+
+
 def envelope_with(**attributes: object) -> bytes:
     envelope = orjson.loads(envelope_bytes())
     envelope.update(attributes)
-    for name in [name for name, value in attributes.items() if value is None]:
+    for name in [name for name, value in attributes.items() if value is ABSENT]:
         del envelope[name]
     return orjson.dumps(envelope)
 
 
 @pytest.mark.parametrize(
-    "attributes",
+    ("attributes", "extensions"),
     [
-        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-        {"partitionkey": "alice", "sampled": True, "hops": 2},
-        {"time": None},
-        {"datacontenttype": "application/json; charset=utf-8"},
+        (
+            {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+            {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        ),
+        (
+            {"partitionkey": "alice", "sampled": True, "hops": 2},
+            {"partitionkey": "alice", "sampled": True, "hops": 2},
+        ),
+        ({"time": ABSENT}, {}),
+        ({"datacontenttype": "application/json; charset=utf-8"}, {}),
+        (
+            {"unsetextension": None, "datacontenttype": None, "subject": None, "time": None},
+            {"unsetextension": None},
+        ),
+        ({"big": 2**31 - 1, "small": -(2**31)}, {"big": 2**31 - 1, "small": -(2**31)}),
     ],
-    ids=["traceparent", "several extensions", "no time", "charset parameter"],
+    ids=[
+        "traceparent",
+        "several extensions",
+        "no time",
+        "charset parameter",
+        "null is unset",
+        "32-bit integers",
+    ],
 )
 def test_a_cloudevent_as_the_specification_allows_it_is_accepted(
-    attributes: dict[str, object],
+    attributes: dict[str, object], extensions: dict[str, object]
 ) -> None:
-    """Clients with default settings add extension attributes or leave `time` out; the
-    specification allows both, so refusing them would dead-letter valid commands."""
+    """Clients with default settings add extension attributes, leave `time` out or write
+    unset attributes as null; the specification allows each, so refusing them would
+    dead-letter valid commands."""
     parsed = LEDGER_COMMANDS.parse(envelope_with(**attributes))
     assert isinstance(parsed, ParsedMessage), parsed
-    extensions = {
-        name: value for name, value in attributes.items() if name not in {"time", "datacontenttype"}
-    }
     assert (parsed.envelope.model_extra or {}) == extensions
 
 
@@ -103,6 +123,11 @@ def test_a_cloudevent_as_the_specification_allows_it_is_accepted(
         {"big": "x" * 1025},
         {f"ext{index}": index for index in range(17)},
         {"datacontenttype": "text/plain"},
+        {"traceparent\n": "x"},
+        {"seq": 2**31},
+        {"seq": orjson.Fragment(str(10**30).encode())},
+        {"note": "a\x00b"},
+        {"note": "a\x85b"},
     ],
     ids=[
         "uppercase",
@@ -112,6 +137,11 @@ def test_a_cloudevent_as_the_specification_allows_it_is_accepted(
         "huge value",
         "too many",
         "not json",
+        "newline after the name",
+        "integer past 32 bits",
+        "integer past 64 bits",
+        "nul in a value",
+        "c1 control in a value",
     ],
 )
 def test_an_attribute_the_specification_does_not_allow_is_not_a_cloudevent(
