@@ -12,13 +12,19 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-jwt-secret"
+DEV_PIN_PEPPER = "dev-pin-pepper"
 DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_APP_KEYS = "healthai=dev-healthai-key,travelai=dev-travelai-key"
 
 DEV_SESSION_TIMEOUT_MILLISECONDS = 2_500
 PRODUCTION_SESSION_TIMEOUT_MILLISECONDS = 10_000
 
-SECRET_VARIABLES = ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS")
+SECRET_VARIABLES = (
+    "LEDGERBUS_JWT_SECRET",
+    "LEDGERBUS_ADMIN_TOKEN",
+    "LEDGERBUS_APP_KEYS",
+    "LEDGERBUS_PIN_PEPPER",
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -38,6 +44,9 @@ class PlatformSettings(BaseSettings):
     ledgerbus_http_host: str = "127.0.0.1"
     ledgerbus_kafka_port: int = Field(default=9092, ge=1, le=65535)
     ledgerbus_jwt_secret: str | None = None
+    ledgerbus_pin_pepper: str | None = None
+    """Mixed into every PIN before hashing (HMAC), and kept out of the database: a stolen copy
+    of `wallet.users` alone cannot be brute-forced (ADR 0021)."""
     ledgerbus_admin_token: str | None = None
     ledgerbus_app_keys: str | None = None
     ledgerbus_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
@@ -76,6 +85,10 @@ class PlatformSettings(BaseSettings):
         return self.ledgerbus_jwt_secret or DEV_JWT_SECRET
 
     @property
+    def pin_pepper(self) -> str:
+        return self.ledgerbus_pin_pepper or DEV_PIN_PEPPER
+
+    @property
     def admin_token(self) -> str:
         return self.ledgerbus_admin_token or DEV_ADMIN_TOKEN
 
@@ -106,6 +119,8 @@ class PlatformSettings(BaseSettings):
 def _is_unsafe(settings: PlatformSettings, variable: str) -> bool:
     if variable == "LEDGERBUS_JWT_SECRET":
         return settings.ledgerbus_jwt_secret in (None, "", DEV_JWT_SECRET)
+    if variable == "LEDGERBUS_PIN_PEPPER":
+        return settings.ledgerbus_pin_pepper in (None, "", DEV_PIN_PEPPER)
     if variable == "LEDGERBUS_ADMIN_TOKEN":
         return settings.ledgerbus_admin_token in (None, "", DEV_ADMIN_TOKEN)
     raw = settings.ledgerbus_app_keys

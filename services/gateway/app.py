@@ -24,6 +24,7 @@ from shared.engine.service import load
 from shared.http.auth import Credentials
 from shared.http.errors import install_error_handlers
 from shared.http.gateway_context import GatewayContext
+from shared.http.user_tokens import UserTokens
 from shared.kafka.command_publisher import BrokerCommandPublisher
 from shared.kafka.lag import LagReader
 from shared.observability.consumers import ConsumerWatch, ProgressMemory, consumers_check
@@ -111,6 +112,7 @@ def _lifespan(settings: PlatformSettings, openers: list[Opener]):  # type: ignor
             redis = create_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             app.state.credentials = Credentials(settings.app_keys, settings.admin_token)
+            app.state.user_tokens = UserTokens(settings.jwt_secret)
             app.state.pool, app.state.broker, app.state.redis, app.state.lag = (
                 pool, broker, redis, lag,
             )  # fmt: skip

@@ -1,17 +1,18 @@
-"""Who is calling: an app backend (`X-Api-Key`) or an operator (admin bearer token).
-
-End users (JWT from `/auth/token`) arrive with the wallet service.
+"""Who is calling: an app backend (`X-Api-Key`), an operator (admin bearer token), or an end
+user (a JWT from `/auth/token`, see `shared.http.user_tokens`).
 """
 
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.http.errors import DomainHTTPError
+from shared.http.user_tokens import InvalidTokenError, UserTokens
 
 api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="An app's API key.")
 bearer = HTTPBearer(auto_error=False, description="An operator token or a user's JWT.")
@@ -92,3 +93,27 @@ async def require_app_or_operator(
 
 
 AppOrOperator = Annotated[str | None, Depends(require_app_or_operator)]
+
+
+async def require_user(
+    request: Request, token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> UUID:
+    """The end user a valid JWT names; 401 for no token, or any token that is not valid."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if token is None:
+        raise DomainHTTPError(
+            401, "missing_token", "Send a user token: Authorization: Bearer <token from"
+            " POST /auth/token>.", headers=challenge,
+        )  # fmt: skip
+    tokens = request.app.state.user_tokens
+    assert isinstance(tokens, UserTokens)
+    try:
+        return tokens.verify(token.credentials)
+    except InvalidTokenError:
+        raise DomainHTTPError(
+            401, "invalid_token", "The token is not valid: expired, altered, or not ours.",
+            headers=challenge,
+        ) from None  # fmt: skip
+
+
+CurrentUser = Annotated[UUID, Depends(require_user)]

@@ -23,6 +23,8 @@ from shared.kafka.command_publisher import CommandPublisher
 from shared.observability.metrics import COMMAND_OUTCOME_SECONDS
 from shared.postgres.notify import NotificationHub
 
+GATEWAY_SOURCE = "ledgerbus/gateway"
+"""The CloudEvents `source` of every command the gateway publishes."""
 REPLY_POLL_INTERVAL_SECONDS = 0.5
 """How often a waiting request re-reads its stored reply in case a NOTIFY was missed."""
 COMMAND_PUBLISH_TIMEOUT_SECONDS = 10.0
@@ -41,31 +43,35 @@ class ReplyWaiter:
     ) -> None:
         self._reader = reader
         self._source = source
-        self._waiting: dict[str, asyncio.Future[StoredReply | None]] = {}
+        self._waiting: dict[str, list[asyncio.Future[StoredReply | None]]] = {}
+        """Several requests may wait for one command (a client retrying with the same
+        Idempotency-Key while the first request still waits): each is told."""
         hub.subscribe(channel, self._on_payload)
 
     def _on_payload(self, payload: str) -> None:
         note = orjson.loads(payload)
         if note.get("source") != self._source:
             return
-        future = self._waiting.get(note.get("message_id", ""))
-        if future is None or future.done():
-            return
+        heard = None
         if "status" in note:
-            body = orjson.dumps(note["body"])
-            future.set_result(StoredReply(note["status"], body, None))
-        else:
-            future.set_result(None)  # Too large to notify: the reply is read from the table.
+            heard = StoredReply(note["status"], orjson.dumps(note["body"]), None)
+        # Without a status the reply was too large to notify: it is read from the table.
+        for future in self._waiting.get(note.get("message_id", ""), ()):
+            if not future.done():
+                future.set_result(heard)
 
     @contextlib.contextmanager
     def expect(self, message_id: str) -> Iterator[ReplyWait]:
         """Register interest before publishing, so a reply can never arrive unheard."""
         future: asyncio.Future[StoredReply | None] = asyncio.get_running_loop().create_future()
-        self._waiting[message_id] = future
+        waiting = self._waiting.setdefault(message_id, [])
+        waiting.append(future)
         try:
             yield lambda timeout: self._wait(message_id, future, timeout)
         finally:
-            self._waiting.pop(message_id, None)
+            waiting.remove(future)
+            if not waiting:
+                self._waiting.pop(message_id, None)
 
     async def _wait(
         self, message_id: str, future: asyncio.Future[StoredReply | None], timeout_seconds: float
@@ -115,6 +121,20 @@ class CommandSender:
         )  # fmt: skip
 
     async def send(self, key: str, envelope: CloudEvent) -> Response:
+        """Publish the command and answer with its reply; 504 when none came in time."""
+        reply = await self.request(key, envelope)
+        if reply is None:
+            raise self._later(
+                504, "outcome_timeout",
+                f"No processor answered within {self._timeout_seconds:g} s. The command is in"
+                " the log and will be decided.", envelope.id,
+            )  # fmt: skip
+        return Response(reply.body, status_code=reply.status, media_type="application/json")
+
+    async def request(self, key: str, envelope: CloudEvent) -> StoredReply | None:
+        """Publish the command and wait for its reply; None when none came in time. A publish
+        the broker did not confirm, or a reply that cannot be read, is a 503 naming the
+        command id."""
         command_id = envelope.id
         with (
             self._waiter.expect(command_id) as answer,
@@ -132,20 +152,13 @@ class CommandSender:
                     " or may not be in the log.", command_id,
                 ) from error  # fmt: skip
             try:
-                reply = await answer(self._timeout_seconds)
+                return await answer(self._timeout_seconds)
             except DEPENDENCY_ERRORS as error:
                 raise self._later(
                     503, "dependency_unavailable",
                     "The command is in the log and will be decided, but its answer cannot be"
                     " read now.", command_id,
                 ) from error  # fmt: skip
-        if reply is None:
-            raise self._later(
-                504, "outcome_timeout",
-                f"No processor answered within {self._timeout_seconds:g} s. The command is in"
-                " the log and will be decided.", command_id,
-            )  # fmt: skip
-        return Response(reply.body, status_code=reply.status, media_type="application/json")
 
 
 async def stored_reply_response(

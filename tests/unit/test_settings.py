@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.settings import ConfigurationError, PlatformSettings, parse_app_keys
+from shared.settings import SECRET_VARIABLES, ConfigurationError, PlatformSettings, parse_app_keys
 
 
 def test_dev_uses_the_documented_defaults() -> None:
@@ -13,7 +13,7 @@ def test_dev_uses_the_documented_defaults() -> None:
 
 
 def test_production_names_every_unset_or_default_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS"):
+    for name in SECRET_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LEDGERBUS_ENV", "production")
     monkeypatch.setenv("LEDGERBUS_ADMIN_TOKEN", "dev-admin-token")
@@ -21,10 +21,7 @@ def test_production_names_every_unset_or_default_secret(monkeypatch: pytest.Monk
     with pytest.raises(ConfigurationError) as raised:
         PlatformSettings().check_secrets()
     message = str(raised.value)
-    assert all(
-        name in message
-        for name in ("LEDGERBUS_JWT_SECRET", "LEDGERBUS_ADMIN_TOKEN", "LEDGERBUS_APP_KEYS")
-    )
+    assert all(name in message for name in SECRET_VARIABLES)
 
 
 def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,6 +29,7 @@ def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LEDGERBUS_JWT_SECRET", "j" * 32)
     monkeypatch.setenv("LEDGERBUS_ADMIN_TOKEN", "an-operator-token")
     monkeypatch.setenv("LEDGERBUS_APP_KEYS", "healthai=one,travelai=two")
+    monkeypatch.setenv("LEDGERBUS_PIN_PEPPER", "p" * 32)
     PlatformSettings().check_secrets()
 
 

@@ -18,15 +18,12 @@ from services.ledger.settings import (
     load_catalogs,
 )
 from shared.engine.inbox import ReplyReader, replies_channel
-from shared.http.commands import CommandSender, ReplyWaiter
+from shared.http.commands import GATEWAY_SOURCE, CommandSender, ReplyWaiter
 from shared.http.gateway_context import GatewayContext
-from shared.kafka.lag import LagReader
+from shared.http.read_positions import ReadPositions
 from shared.read_cache import ReadCache
 from shared.settings import PlatformSettings
 from shared.waiters import CheckpointWatcher
-
-GATEWAY_SOURCE = "ledgerbus/gateway"
-"""The CloudEvents `source` of every command the gateway publishes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +34,8 @@ class LedgerHttp:
     sender: CommandSender
     checkpoints: CheckpointWatcher
     events_partitions: int
-    events_topic: str
-    lag: LagReader
-    """True log ends: a position beyond them was never written and is refused at once."""
+    positions: ReadPositions
+    """`min_position` waits on the read model; a position never written is refused at once."""
     balances: ReadCache = field(default_factory=ReadCache)
 
 
@@ -75,13 +71,17 @@ def _ledger_http(context: GatewayContext, catalogs: Catalogs, events_partitions:
         topic=settings.topic(COMMANDS_TOPIC),
         timeout_seconds=settings.ledgerbus_command_timeout_seconds,
     )  # fmt: skip
+    checkpoints = CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints)
+    positions = ReadPositions(
+        "ledger read model", checkpoints, context.lag, settings.topic(EVENTS_TOPIC),
+        EVENTS_TOPIC, events_partitions,
+    )  # fmt: skip
     return LedgerHttp(
         catalogs=catalogs,
         reads=reads,
         replies=replies,
         sender=sender,
-        checkpoints=CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints),
+        checkpoints=checkpoints,
         events_partitions=events_partitions,
-        events_topic=settings.topic(EVENTS_TOPIC),
-        lag=context.lag,
+        positions=positions,
     )

@@ -15,28 +15,28 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from services.ledger.entrypoints.http.dependencies import GATEWAY_SOURCE, Ledger, LedgerHttp
+from services.ledger.entrypoints.http.dependencies import Ledger, LedgerHttp
 from services.ledger.entrypoints.http.schemas import (
-    POSITION_PATTERN,
     BalanceResponse,
-    CommandPendingResponse,
     EntriesResponse,
     EntryResponse,
     OperationsResponse,
-    PendingResponse,
     RecordEntryRequest,
-    error,
 )
 from shared.contracts.base import AppName, Identifier, PathIdentifier, SourceText
 from shared.contracts.envelope import build_envelope
 from shared.contracts.ledger import RECORD_ENTRY_V1, RecordEntry, aggregate_key
 from shared.http.auth import API_KEY_SECURITY, AppOrOperator, CallingApp, app_for_request
-from shared.http.commands import stored_reply_response
+from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, encode_json, json_response
-from shared.kafka.positions import PositionError, never_written, parse_position, reached
+from shared.http.schemas import (
+    POSITION_PATTERN,
+    CommandPendingResponse,
+    PendingResponse,
+    error,
+)
 from shared.kafka.producer import partition_for
 from shared.read_cache import CachedAnswer
-from shared.waiters import READ_WAIT_TIMEOUT_SECONDS
 
 ENTRIES_PAGE_DEFAULT = 50
 ENTRIES_PAGE_MAX = 500
@@ -215,33 +215,4 @@ async def balance(
 
 
 async def _wait_for_position(ledger: LedgerHttp, min_position: str | None) -> None:
-    if min_position is None:
-        return
-    try:
-        wanted = parse_position(min_position)
-    except PositionError as error:
-        raise DomainHTTPError(422, "invalid_position", str(error)) from error
-    unknown = sorted(p for p in wanted if p >= ledger.events_partitions)
-    if unknown:
-        raise DomainHTTPError(
-            422, "invalid_position",
-            f"ledger.events has {ledger.events_partitions} partitions; there is no partition"
-            f" {unknown[0]}.",
-        )  # fmt: skip
-    if reached(ledger.checkpoints.known, wanted):
-        return
-    ends = await ledger.lag.end_offsets(ledger.events_topic)
-    beyond = never_written(wanted, ends, ledger.checkpoints.known)
-    if beyond:
-        raise DomainHTTPError(
-            422, "invalid_position",
-            f"{min_position} was never written: partition {beyond[0]} of ledger.events ends at"
-            f" offset {ends.get(beyond[0], 0)}.",
-        )  # fmt: skip
-    if not await ledger.checkpoints.wait_for(wanted, READ_WAIT_TIMEOUT_SECONDS):
-        raise DomainHTTPError(
-            504, "not_caught_up",
-            f"The ledger read model did not reach {min_position} within"
-            f" {READ_WAIT_TIMEOUT_SECONDS:g} s; retry shortly.",
-            headers={"Retry-After": "1"},
-        )  # fmt: skip
+    await ledger.positions.wait_for(min_position)

@@ -1,15 +1,11 @@
 """What the ledger's routes take and answer, as OpenAPI shows them."""
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from pydantic import Field
 
 from shared.contracts.base import ContractModel, Identifier, PathIdentifier, RequestedOperation
-
-POSITION_PATTERN = r"^[0-9]{1,10}:[0-9]{1,19}(,[0-9]{1,10}:[0-9]{1,19}){0,15}$"
-"""`partition:offset[,partition:offset]`, at most 16 parts (see shared.kafka.positions)."""
 
 
 class RecordEntryRequest(ContractModel):
@@ -48,25 +44,3 @@ class BalanceResponse(ContractModel):
 class OperationsResponse(ContractModel):
     app: str
     operations: dict[str, int]
-
-
-class ErrorResponse(ContractModel):
-    detail: str
-    code: str
-
-
-class CommandPendingResponse(ContractModel):
-    """A command whose answer is not (yet) available: ask again later."""
-
-    detail: str
-    code: str
-    command_id: str
-
-
-class PendingResponse(ContractModel):
-    command_id: str
-    status: str
-
-
-def error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}

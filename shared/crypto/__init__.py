@@ -1,0 +1,1 @@
+"""Cryptography the platform shares: sealing personal data with a per-user key."""
