@@ -159,6 +159,10 @@ class ProcessGroup:
         self._children[spec.name] = child
         await self._spawn(child)
 
+    def names(self) -> tuple[str, ...]:
+        """The names of every child started, in start order."""
+        return tuple(self._children)
+
     def pid(self, name: str) -> int | None:
         """Return the PID of the running child ``name``, or None when it is not running."""
         child = self._child(name)

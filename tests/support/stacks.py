@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from ledgerbus.registry import services
 from ledgerbus.stack import Stack, prepare, start_stack
 from shared.infra.process_group import ProcessGroup
 from shared.infra.provision import Infrastructure
@@ -96,12 +97,12 @@ class LedgerStack:
             await connection.close()
 
     async def wait_until_owned(
-        self, consumer: str, topic: str, partitions: int = PARTITIONS
+        self, consumer: str, topic: str, partitions: int = PARTITIONS, *, schema: str = "ledger"
     ) -> None:
         """Until the named consumer holds every partition of the topic (a live heartbeat)."""
         await eventually(
             lambda: self.fetch(
-                "SELECT count(*) AS n FROM ledger.partition_owners WHERE consumer = $1"
+                f"SELECT count(*) AS n FROM {schema}.partition_owners WHERE consumer = $1"
                 " AND topic = $2 AND heartbeat_at > now() - interval '2 seconds'",
                 consumer,
                 self.topic(topic),
@@ -111,13 +112,17 @@ class LedgerStack:
         )
 
     async def wait_until_ready(self) -> None:
-        """Until every processor and projector holds all its partitions."""
-        await self.wait_until_owned(
-            "ledger-processor", "ledger.commands", self.partitions_of("ledger.commands")
-        )
-        await self.wait_until_owned(
-            "ledger-projector", "ledger.events", self.partitions_of("ledger.events")
-        )
+        """Until every running processor and projector holds all the partitions it consumes."""
+        assert self.stack is not None, "the stack runs"
+        running = set(self.stack.group.names())
+        for service in services():
+            for process in service.processes:
+                if process.name not in running:
+                    continue
+                for topic in process.consumes:
+                    await self.wait_until_owned(
+                        process.name, topic, self.partitions_of(topic), schema=service.schema
+                    )
 
     def partitions_of(self, topic: str) -> int:
         return self.topic_partitions.get(topic, PARTITIONS)
