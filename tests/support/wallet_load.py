@@ -128,10 +128,9 @@ async def check_invariants(
     for outcome in run.outcomes:
         if outcome.status in FINAL_STATUSES:
             assert outcome.body == finals[outcome.plan.key], (outcome, finals[outcome.plan.key])
-    completed = {
-        k: orjson.loads(b) for k, b in finals.items() if orjson.loads(b)["status"] == "completed"
-    }
-    codes = defaultdict(int)
+    documents = {key: orjson.loads(body) for key, body in finals.items()}
+    completed = {key: doc for key, doc in documents.items() if doc["status"] == "completed"}
+    codes: dict[str, int] = defaultdict(int)
     for document in documents.values():
         codes[document.get("code", document["status"])] += 1
     assert set(codes) <= {"completed", "insufficient_funds"}, codes
