@@ -65,9 +65,14 @@ def random_plans(
 
 
 async def send_all(
-    client: httpx.AsyncClient, plans: list[TransferPlan], concurrency: int
+    client: httpx.AsyncClient,
+    plans: list[TransferPlan],
+    concurrency: int,
+    run: TransferRun | None = None,
 ) -> TransferRun:
-    run = TransferRun(plans)
+    """Send every planned request; `run` (when given) fills as answers come, for a test that
+    acts in the middle of the run."""
+    run = run if run is not None else TransferRun(plans)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(plan: TransferPlan) -> None:
