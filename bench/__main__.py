@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import ceilings, gateway, ingest, latency, replay
+from bench import ceilings, gateway, ingest, latency, replay, wallet
 from bench.report import Row, render, write
 from ledgerbus.stack import prepare, start_stack
 from services.ledger.projections.ledger_view import ENTRIES
@@ -46,6 +46,8 @@ async def main(state: Path) -> str:
         rows = await _ingest_rows(dsn, bootstrap)
         rows.append(await _gateway_row(stack.gateway_url))
         rows.append(await _replay_row(dsn, bootstrap))
+        rows += await _wallet_rows(dsn, bootstrap)
+        rows.append(await _login_row(stack.gateway_url))
     finally:
         if stack is not None:
             await stack.stop()
@@ -128,6 +130,46 @@ async def _replay_row(dsn: str, bootstrap: str) -> Row:
         f" raw COPY {copy:,.0f} rows/s"
     )
     return Row("replay (projections rebuild ledger)", rate, "events/s", name, smaller, 0.5, detail)
+
+
+async def _wallet_rows(dsn: str, bootstrap: str) -> list[Row]:
+    topic = f"{PREFIX}wallet.commands"
+    users = wallet.wallet_ids(wallet.WALLETS)
+    opened = await wallet.open_wallets(bootstrap, dsn, topic, users)
+    rows = []
+    for figure, hot, count in (
+        (
+            f"wallet transfers, uniform over {wallet.WALLETS:,} wallets",
+            None,
+            wallet.UNIFORM_TRANSFERS,
+        ),
+        ("wallet transfers, all from one hot wallet", users[0], wallet.HOT_TRANSFERS),
+    ):
+        pairs = wallet.transfer_pairs(users, count, hot, seed=6)
+        result = await wallet.transfers(bootstrap, dsn, topic, pairs)
+        ceiling = await wallet.conditional_update_ceiling(dsn, users, pairs)
+        detail = (
+            f"{result.count:,} transfer_money commands sent to the log, timed until each is"
+            f" final (three hops each); ceiling: the debit and credit UPDATEs in one asyncpg"
+            f" transaction per transfer over {wallet.CEILING_CONNECTIONS} connections."
+            f" The {wallet.WALLETS:,} wallets opened at {opened.per_second:,.0f}/s."
+        )
+        rows.append(
+            Row(figure, result.per_second, "transfers/s", "asyncpg conditional UPDATE",
+                ceiling.per_second, 0.15, detail)
+        )  # fmt: skip
+    return rows
+
+
+async def _login_row(gateway_url: str) -> Row:
+    result = await wallet.logins(gateway_url)
+    ceiling = await wallet.argon2_ceiling()
+    detail = (
+        f"{result.count} POST /auth/token, {wallet.LOGIN_CONCURRENCY} at a time; ceiling: as"
+        f" many argon2id verifications on the gateway's parameters and thread count"
+    )
+    return Row("PIN logins", result.per_second, "logins/s", "raw argon2id verify",
+               ceiling.per_second, 0.5, detail)  # fmt: skip
 
 
 if __name__ == "__main__":

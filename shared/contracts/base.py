@@ -51,6 +51,12 @@ def _character_class(extra: str = "") -> str:
     return "".join(pieces) + extra
 
 
+def forbidden_character_class(extra: str = "") -> str:
+    """The body of a regex class matching every forbidden character (and `extra`), for the
+    schema patterns of other visible text (names, notes, emails)."""
+    return _character_class(extra)
+
+
 IDENTIFIER_PATTERN = f"^[^{_character_class()}]+$"
 _PATH_CLASS = _character_class("/")
 PATH_IDENTIFIER_PATTERN = (

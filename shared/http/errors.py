@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from shared.logs import get_logger
 
@@ -46,7 +47,22 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               413: "body_too_large", 415: "unsupported_media_type",
               429: "too_many_requests"}  # fmt: skip
 
+HTTP_METHOD_NOT_ALLOWED = 405
+
 logger = get_logger(__name__)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route's, where several routes (GET, PATCH, DELETE) share one path. HEAD goes with GET."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 class DomainHTTPError(Exception):
@@ -143,10 +159,13 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": validation_errors(error.errors()), "code": "validation_error"}
         return json_response(body, 422)
 
-    async def http_error(_: Request, error: Exception) -> Response:
+    async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         code = HTTP_CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, safe_text(error.detail), error.headers)
+        headers = error.headers
+        if error.status_code == HTTP_METHOD_NOT_ALLOWED:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(error.status_code, code, safe_text(error.detail), headers)
 
     async def dependency_down(request: Request, error: Exception) -> Response:
         logger.warning("a dependency is unavailable", path=request.url.path, error=repr(error))

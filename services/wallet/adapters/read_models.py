@@ -85,8 +85,9 @@ class WalletReads:
         )
 
     async def recorded_list(
-        self, user_id: UUID, limit: int, before: tuple[datetime, UUID] | None
-    ) -> list[asyncpg.Record]:
+        self, user_id: UUID, limit: int, before: tuple[datetime, UUID] | None, *,
+        include_voided: bool,
+    ) -> list[asyncpg.Record]:  # fmt: skip
         """A user's recorded transactions, newest transaction date first."""
         date, transaction_id = before if before is not None else (None, None)
         return list(
@@ -94,8 +95,9 @@ class WalletReads:
                 f"SELECT {RECORDED_COLUMNS} FROM wallet.recorded_transactions"
                 " WHERE user_id = $1 AND ($2::timestamptz IS NULL"
                 " OR (transaction_date, transaction_id) < ($2, $3::uuid))"
+                " AND ($5 OR status = 'active')"
                 " ORDER BY transaction_date DESC, transaction_id DESC LIMIT $4",
-                user_id, date, transaction_id, limit,
+                user_id, date, transaction_id, limit, include_voided,
             )
         )  # fmt: skip
 

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import orjson
-from fastapi import APIRouter, Depends
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form
 from starlette.responses import Response
 
 from services.wallet.adapters.identity_store import NewUser, User
-from services.wallet.domain.identity import email_key, is_email
+from services.wallet.domain.identity import EMAIL_MAX_CHARACTERS, email_key, is_email
 from services.wallet.entrypoints.http.dependencies import WalletDependencies, WalletHttp
 from services.wallet.entrypoints.http.schemas import (
     RegisterRequest,
@@ -30,6 +29,9 @@ from shared.http.errors import DomainHTTPError, json_response
 from shared.http.schemas import error
 
 OPEN_WALLET_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledgerbus.dev/wallet/open")
+PASSWORD_FORM_MAX_CHARACTERS = 128
+"""A PIN is five digits; longer input is refused unread rather than hashed."""
+FORM_FIELD_MAX_CHARACTERS = 512
 
 router = APIRouter(tags=["users"])
 
@@ -87,6 +89,22 @@ async def _open_wallet(wallet: WalletHttp, user: User) -> tuple[bool, str | None
     return True, position if isinstance(position, str) else None
 
 
+class LoginForm:
+    """The OAuth2 password form (username = email, password = PIN), every field bounded."""
+
+    def __init__(  # noqa: PLR0917 (FastAPI reads form fields by name)
+        self,
+        username: Annotated[str, Form(min_length=1, max_length=EMAIL_MAX_CHARACTERS)],
+        password: Annotated[str, Form(min_length=1, max_length=PASSWORD_FORM_MAX_CHARACTERS)],
+        grant_type: Annotated[str, Form(pattern="^password$")] = "password",
+        scope: Annotated[str, Form(max_length=FORM_FIELD_MAX_CHARACTERS)] = "",
+        client_id: Annotated[str, Form(max_length=FORM_FIELD_MAX_CHARACTERS)] = "",
+        client_secret: Annotated[str, Form(max_length=FORM_FIELD_MAX_CHARACTERS)] = "",
+    ) -> None:
+        self.username = username
+        self.password = password
+
+
 TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: error("invalid_credentials: the email or the PIN is wrong."),
     429: error("too_many_attempts: the account is locked for a while; see Retry-After."),
@@ -99,9 +117,7 @@ TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_model=TokenResponse,
     responses=TOKEN_RESPONSES,
 )
-async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], wallet: WalletDependencies
-) -> Response:
+async def token(form: Annotated[LoginForm, Depends()], wallet: WalletDependencies) -> Response:
     user_id = await _check_credentials(wallet, form.username, form.password)
     issued = wallet.tokens.issue(user_id)
     return json_response(

@@ -1,16 +1,19 @@
 """The operator's wallet routes: top-ups from the system account, and the system's totals."""
 
 import hashlib
-from typing import Annotated, Any
+from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import orjson
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from services.wallet.entrypoints.http.dependencies import WalletDependencies
-from services.wallet.entrypoints.http.schemas import SystemResponse, TopUpRequest
-from services.wallet.entrypoints.http.wallet_routes import _checked_key
+from services.wallet.entrypoints.http.schemas import (
+    IdempotencyKey,
+    SystemResponse,
+    TopUpRequest,
+)
 from shared.contracts.base import utc_now
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.wallet import TOP_UP_WALLET_V1, TopUpWallet
@@ -38,13 +41,13 @@ OPERATOR_ERRORS: dict[int | str, dict[str, Any]] = {
 )  # fmt: skip
 async def top_up(
     body: TopUpRequest, _: Operator, wallet: WalletDependencies,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:  # fmt: skip
     if await wallet.identity.by_id(body.user_id) is None:
         raise DomainHTTPError(404, "recipient_not_found", "There is no such user.")
     canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     topup_id = (
-        uuid5(TOPUP_NAMESPACE, _checked_key(idempotency_key))
+        uuid5(TOPUP_NAMESPACE, idempotency_key)
         if idempotency_key is not None else uuid4()
     )  # fmt: skip
     command_id = uuid5(TOPUP_NAMESPACE, f"{topup_id}:{hashlib.sha256(canonical).hexdigest()}")

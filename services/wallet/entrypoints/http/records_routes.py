@@ -9,12 +9,14 @@ from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from services.wallet.entrypoints.http.dependencies import WalletDependencies, WalletHttp
 from services.wallet.entrypoints.http.schemas import (
     AmendTransactionRequest,
+    IdempotencyKey,
+    RecordedTransactionGoneResponse,
     RecordedTransactionResponse,
     RecordedTransactionsResponse,
     RecordTransactionRequest,
@@ -22,7 +24,6 @@ from services.wallet.entrypoints.http.schemas import (
 from services.wallet.entrypoints.http.wallet_routes import (
     USER_ERRORS,
     MinPosition,
-    _checked_key,
     _opened,
     not_found,
 )
@@ -58,14 +59,18 @@ TransactionId = Annotated[UUID, Path()]
 
 @router.post(
     "/transactions", status_code=201, summary="Record an outside transaction (no money moves)",
-    response_model=RecordedTransactionResponse, responses=WRITE_RESPONSES,
+    response_model=RecordedTransactionResponse,
+    responses=WRITE_RESPONSES | {
+        200: {"model": RecordedTransactionResponse,
+              "description": "Recorded before with this Idempotency-Key and these values."},
+    },
 )  # fmt: skip
 async def record_transaction(
     body: RecordTransactionRequest, user: CurrentUser, wallet: WalletDependencies,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:  # fmt: skip
     transaction_id = (
-        uuid5(RECORD_NAMESPACE, f"{user}:{_checked_key(idempotency_key)}")
+        uuid5(RECORD_NAMESPACE, f"{user}:{idempotency_key}")
         if idempotency_key is not None else uuid4()
     )  # fmt: skip
     command = RecordTransaction(
@@ -131,7 +136,11 @@ def _with_name(response: Response, full_name: str | None) -> Response:
 
 @router.get(
     "/transactions/{transaction_id}", summary="One of the caller's recorded transactions",
-    response_model=RecordedTransactionResponse, responses=USER_ERRORS,
+    response_model=RecordedTransactionResponse,
+    responses=USER_ERRORS | {
+        410: {"model": RecordedTransactionGoneResponse,
+              "description": "transaction_voided: voided (DELETE); the record as it stood."},
+    },
 )  # fmt: skip
 async def get_transaction(
     transaction_id: TransactionId, user: CurrentUser, wallet: WalletDependencies,
@@ -142,17 +151,22 @@ async def get_transaction(
     if row is None or row["user_id"] != user:
         raise not_found("transaction")
     keys = await wallet.identity.keys([user])
-    return json_response(_recorded_body(row, keys.get(user)))
+    body = _recorded_body(row, keys.get(user))
+    if row["status"] == "voided":
+        gone = {"detail": "This transaction was voided.", "code": "transaction_voided"}
+        return json_response(gone | body, 410)
+    return json_response(body)
 
 
 @router.get(
     "/transactions", summary="The caller's recorded transactions, newest date first",
     response_model=RecordedTransactionsResponse, responses=USER_ERRORS,
 )  # fmt: skip
-async def list_transactions(
+async def list_transactions(  # noqa: PLR0917 (FastAPI reads parameters by name)
     user: CurrentUser, wallet: WalletDependencies,
     limit: Annotated[int, Query(ge=1, le=RECORDS_PAGE_MAX)] = RECORDS_PAGE_DEFAULT,
     before: Annotated[UUID | None, Query(description="A transaction id: older ones.")] = None,
+    include_voided: Annotated[bool, Query(description="List voided ones too.")] = False,
     min_position: MinPosition = None,
 ) -> Response:  # fmt: skip
     await wallet.positions.wait_for(min_position)
@@ -162,7 +176,7 @@ async def list_transactions(
         if row is None or row["user_id"] != user:
             raise DomainHTTPError(422, "unknown_cursor", "`before` is not one of yours.")
         cursor = (row["transaction_date"], before)
-    rows = await wallet.reads.recorded_list(user, limit, cursor)
+    rows = await wallet.reads.recorded_list(user, limit, cursor, include_voided=include_voided)
     key = (await wallet.identity.keys([user])).get(user)
     items = [_recorded_body(row, key) for row in rows]
     next_before = items[-1]["id"] if len(rows) == limit else None

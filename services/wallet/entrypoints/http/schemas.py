@@ -6,18 +6,49 @@ a 422, never silently ignored. Amounts are integer paisa, strictly (a float is a
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BeforeValidator, Field, Strict, model_validator
+from fastapi import Header
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
 
 from services.wallet.domain.identity import EMAIL_MAX_CHARACTERS, NAME_MAX_CHARACTERS, is_email
-from shared.contracts.base import ContractModel, UtcDateTime, forbidden_character
+from shared.contracts.base import (
+    ContractModel,
+    UtcDateTime,
+    forbidden_character,
+    forbidden_character_class,
+)
 from shared.contracts.wallet import AMOUNT_MAX_PAISA, TransactionType
 
 NOTE_MAX_CHARACTERS = 200
+IDEMPOTENCY_KEY_MAX_CHARACTERS = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
+"""Visible ASCII without spaces, as HTTP headers carry it safely (IETF Idempotency-Key)."""
 DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_FORBIDDEN = forbidden_character_class()
+VISIBLE_TEXT_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
+"""Visible text: no forbidden character (ADR 0016), and not only whitespace."""
+_LOCAL = forbidden_character_class("@\\s")
+_DOMAIN = forbidden_character_class("@\\s.")
+EMAIL_PATTERN = f"^[^{_LOCAL}]{{1,64}}@[^{_DOMAIN}][^{_LOCAL}]*\\.[^{_DOMAIN}]+$"
+
+
+def _text_schema(minimum: int, maximum: int, pattern: str) -> WithJsonSchema:
+    """The schema states the rule (so clients and schemathesis know it); the validators
+    enforce it with a message naming the problem."""
+    return WithJsonSchema(
+        {"type": "string", "minLength": minimum, "maxLength": maximum, "pattern": pattern}
+    )
 
 
 def _visible_text(value: str) -> str:
@@ -43,18 +74,46 @@ def _pin(value: str) -> str:
 
 
 def _date_or_time(value: Any) -> Any:
-    """A bare date means midnight UTC of that day; a time must say its offset."""
-    if isinstance(value, str) and DATE_ONLY.fullmatch(value):
+    """A bare date means midnight UTC of that day; a time must say its offset. Only text is
+    read: a number would otherwise be taken as seconds since 1970."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or a date")
+    if DATE_ONLY.fullmatch(value):
         return f"{value}T00:00:00Z"
     return value
 
 
+def _iso_day(value: Any) -> Any:
+    """Only `YYYY-MM-DD`: a bare number would otherwise be taken as seconds since 1970."""
+    if isinstance(value, str) and DATE_ONLY.fullmatch(value):
+        return value
+    raise ValueError("must be a date such as 2026-11-23")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A UTC day in a query (`from`, `to`)."""
+
+
+def _email_schema() -> dict[str, Any]:
+    return {"type": "string", "minLength": 3, "maxLength": EMAIL_MAX_CHARACTERS,
+            "pattern": EMAIL_PATTERN}  # fmt: skip
+
+
+def _note_schema() -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": NOTE_MAX_CHARACTERS,
+            "pattern": VISIBLE_TEXT_PATTERN}  # fmt: skip
+
+
 Name = Annotated[
-    str, Field(min_length=1, max_length=NAME_MAX_CHARACTERS), AfterValidator(_visible_text)
+    str,
+    Field(min_length=1, max_length=NAME_MAX_CHARACTERS),
+    _text_schema(1, NAME_MAX_CHARACTERS, VISIBLE_TEXT_PATTERN),
+    AfterValidator(_visible_text),
 ]
 Email = Annotated[
     str,
-    Field(min_length=3, max_length=EMAIL_MAX_CHARACTERS, examples=["alice@example.com"]),
+    Field(min_length=3, max_length=EMAIL_MAX_CHARACTERS),
+    _text_schema(3, EMAIL_MAX_CHARACTERS, EMAIL_PATTERN),
     AfterValidator(_email),
 ]
 Pin = Annotated[
@@ -64,7 +123,10 @@ Pin = Annotated[
     AfterValidator(_pin),
 ]
 Note = Annotated[
-    str, Field(min_length=1, max_length=NOTE_MAX_CHARACTERS), AfterValidator(_visible_text)
+    str,
+    Field(min_length=1, max_length=NOTE_MAX_CHARACTERS),
+    _text_schema(1, NOTE_MAX_CHARACTERS, VISIBLE_TEXT_PATTERN),
+    AfterValidator(_visible_text),
 ]
 Amount = Annotated[int, Strict(), Field(gt=0, le=AMOUNT_MAX_PAISA, examples=[2500])]
 TransactionDate = Annotated[
@@ -72,6 +134,18 @@ TransactionDate = Annotated[
     BeforeValidator(_date_or_time),
     Field(examples=["2026-11-23T10:00:00Z", "2026-11-23"]),
 ]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARACTERS,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="A fresh value per request, the same on every retry of it. Required for"
+        " transfers: the first outcome answers every retry with this key and body; another"
+        " body answers 409. Keys are kept for ever.",
+    ),
+]  # fmt: skip
 
 
 class RegisterRequest(ContractModel):
@@ -108,11 +182,32 @@ class MeBalanceResponse(ContractModel):
     user_email: str
 
 
+def _one_recipient(schema: dict[str, Any]) -> None:
+    """Exactly one recipient field, and the optional ones absent rather than null."""
+    schema["oneOf"] = [{"required": ["to_user_id"]}, {"required": ["to_email"]}]
+    for name in ("to_user_id", "to_email", "note"):
+        schema["properties"][name].pop("default", None)
+
+
 class TransferRequest(ContractModel):
-    to_user_id: UUID | None = None
-    to_email: Email | None = None
+    """The recipient by exactly one of `to_user_id` and `to_email` (the schema says so too)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_one_recipient)
+
+    to_user_id: Annotated[UUID | None, WithJsonSchema({"type": "string", "format": "uuid"})] = None
+    to_email: Annotated[Email | None, WithJsonSchema(_email_schema())] = None
     amount: Amount
-    note: Note | None = None
+    note: Annotated[Note | None, WithJsonSchema(_note_schema())] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        """Absent, not null: an explicit null is not a recipient nor a note."""
+        if isinstance(data, dict):
+            for name in ("to_user_id", "to_email", "note"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may be left out, but not null")
+        return data
 
     @model_validator(mode="after")
     def _one_recipient(self) -> "TransferRequest":
@@ -135,6 +230,24 @@ class TransferResponse(ContractModel):
     to_user_id: UUID
     amount: int
     created_at: datetime
+    position: str | None = None
+    command_id: str | None = Field(
+        default=None, description="With 202: the command, for GET /wallet/commands/{id}."
+    )
+
+
+class TransferRefusedResponse(ContractModel):
+    """A refusal: the error shape, plus the transfer when it was decided (insufficient_funds,
+    transfer_refunded)."""
+
+    detail: str
+    code: str
+    id: UUID | None = None
+    status: Literal["rejected", "refunded"] | None = None
+    from_user_id: UUID | None = None
+    to_user_id: UUID | None = None
+    amount: int | None = None
+    created_at: datetime | None = None
     position: str | None = None
 
 
@@ -194,6 +307,13 @@ class RecordedTransactionResponse(ContractModel):
     created_at: datetime | None = None
     updated_at: datetime
     position: str | None = None
+
+
+class RecordedTransactionGoneResponse(RecordedTransactionResponse):
+    """A voided transaction: 410 Gone, with the record as it stood when voided."""
+
+    detail: str
+    code: Literal["transaction_voided"]
 
 
 class RecordedTransactionsResponse(ContractModel):
