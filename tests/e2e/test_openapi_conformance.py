@@ -41,7 +41,8 @@ async def schemathesis_run(url: str, *arguments: str) -> str:
     schemathesis = Path(sys.executable).with_name("schemathesis")
     process = await asyncio.create_subprocess_exec(
         str(schemathesis), "--config-file", str(CONFIG), "run", f"{url}/openapi.json",
-        "--checks", "all", "--exclude-checks", "use_after_free", "--seed", SEED, "--no-color", *arguments,
+        "--checks", "all", "--exclude-checks", "use_after_free", "--seed", SEED, "--no-color",
+        *arguments,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
