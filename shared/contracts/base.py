@@ -78,7 +78,14 @@ def _require_utc(value: datetime) -> datetime:
     offset = value.utcoffset()
     if offset is None:
         raise ValueError("time must carry a UTC offset, for example 2026-01-31T12:00:00Z")
-    return value.astimezone(UTC) if offset else value
+    if not offset:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-01:00 is past the last UTC time Python can hold; pydantic would
+        # let the OverflowError through as a crash, not a validation error.
+        raise ValueError("time must fall within years 1 to 9999 once in UTC") from None
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_require_utc)]

@@ -30,7 +30,8 @@ Sealed = Annotated[
 """Ciphertext from `shared.crypto.sealing`: only the user's key opens it."""
 TransactionType = Literal["credit", "debit"]
 SettleOutcome = Literal["completed", "recipient_unavailable", "expired", "unreadable"]
-RefusalReason = Literal["recipient_unavailable", "expired"]
+RefusalReason = Literal["recipient_unavailable", "expired", "unreadable"]
+CancelReason = Literal["expired", "unreadable"]
 
 OPEN_WALLET_V1 = "wallet.open_wallet.v1"
 TOP_UP_WALLET_V1 = "wallet.top_up_wallet.v1"
@@ -104,7 +105,12 @@ class CreditTransfer(Leg):
 
 
 class CancelCredit(Leg):
-    """Sent at the deadline: the recipient's partition decides, in order, cancelled or applied."""
+    """The recipient's partition decides, in order, cancelled or applied: sent at the deadline
+    (`expired`), or by the recipient's own partition for a credit leg it could not read
+    (`unreadable`), so a readable copy arriving later (a redriven dead letter) finds the leg
+    cancelled rather than crediting money the sender got back."""
+
+    reason: CancelReason = "expired"
 
 
 class ExpireTransfer(Leg):

@@ -117,3 +117,16 @@ async def require_user(
 
 
 CurrentUser = Annotated[UUID, Depends(require_user)]
+
+
+async def require_user_or_operator(
+    request: Request, token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> UUID | None:
+    """An end user (their id), or the operator (None), who may read what any user may."""
+    expected = _credentials(request).admin_token
+    if token is not None and hmac.compare_digest(token.credentials.encode(), expected.encode()):
+        return None
+    return await require_user(request, token)
+
+
+UserOrOperator = Annotated[UUID | None, Depends(require_user_or_operator)]

@@ -303,6 +303,53 @@ async def test_recorded_transactions_are_created_amended_and_voided(
     assert all("Karim" not in (row[0] or "") for row in rows)  # sealed, never in clear
 
 
+async def test_a_record_retried_with_its_key_answers_the_same(client: httpx.AsyncClient) -> None:
+    """Found by review: the name is sealed afresh on each request, so a retry with the same key
+    and body was decided again and refused as `transaction_exists`."""
+    user = await register(client, "record-retry")
+    body = {"transaction_amount": 700, "transaction_type": "debit",
+            "transaction_date": "2026-11-21", "full_name": "Rahim Uddin"}  # fmt: skip
+    headers = user.auth | {"Idempotency-Key": "receipt-17"}
+    first = await client.post("/transactions", headers=headers, json=body)
+    again = await client.post("/transactions", headers=headers, json=body)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.content == first.content
+    other = await client.post("/transactions", headers=headers, json=body | {"full_name": "X"})
+    assert (other.status_code, other.json()["code"]) == (409, "transaction_exists")
+
+
+GROWS_UNDER_NFC = "\U0001d160"
+"""MUSICAL SYMBOL EIGHTH NOTE: one character that NFC turns into three of four bytes each."""
+
+
+async def test_inputs_found_by_review_are_refused_or_answered_never_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each answered 500 before: text that outgrows its bounds under NFC, a day past the last
+    one, a time past year 9999 once in UTC, and a NUL in the login name."""
+    alice, bob = await register(client, "edges-a"), await register(client, "edges-b")
+    note = await client.post(
+        "/wallet/transfers", headers=alice.auth | {"Idempotency-Key": "nfc-note"},
+        json={"to_user_id": bob.user_id, "amount": 1, "note": GROWS_UNDER_NFC * 200},
+    )  # fmt: skip
+    assert note.status_code == 422, note.text
+    email = f"{GROWS_UNDER_NFC * 240}@example.com"
+    registered = await client.post(
+        "/auth/register", json={"name": "N", "email": email, "pin": "12345"}
+    )
+    assert registered.status_code == 422, registered.text
+    late = await client.get("/wallet/transactions", headers=alice.auth, params={"to": "9999-12-31"})
+    assert late.status_code == 200, late.text
+    for moment in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00"):
+        record = await client.post(
+            "/transactions", headers=alice.auth,
+            json={"transaction_amount": 1, "transaction_type": "debit", "transaction_date": moment},
+        )  # fmt: skip
+        assert record.status_code == 422, record.text
+    nul = await client.post("/auth/token", data={"username": "a\x00@b.co", "password": "12345"})
+    assert (nul.status_code, nul.json()["code"]) == (401, "invalid_credentials")
+
+
 async def test_no_pin_hash_nor_clear_personal_data_reaches_the_log(
     client: httpx.AsyncClient, wallet: LedgerStack
 ) -> None:
@@ -342,3 +389,6 @@ async def test_the_wallet_commands_route_answers_the_caller_only(
     assert alias.content == answer.content
     hidden = await client.get(f"/wallet/commands/{command_id}", headers=bob.auth)
     assert (hidden.status_code, hidden.json()["status"]) == (202, "pending")
+    # The operator reads any answer: a top-up's 504 points there (found by review).
+    operator = await client.get(f"/wallet/commands/{command_id}", headers=OPERATOR)
+    assert operator.content == answer.content

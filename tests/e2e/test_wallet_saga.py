@@ -152,6 +152,24 @@ async def test_an_unreadable_leg_is_refunded_by_the_failure_hook(
     )
     assert deadlines[0]["n"] == 0  # the settlement cancelled the deadline
     await audit_matches(saga, client)
+    # The same leg once readable (a dead letter redriven after an upgrade keeps its id): the
+    # recipient's partition cancelled it in order, so it credits nothing.
+    readable = unreadable | {"type": "wallet.credit_transfer.v1"}
+    await publish(saga.bootstrap, topic, [(recipient.user_id.encode(), orjson.dumps(readable))])
+    await eventually(
+        lambda: saga.fetch(
+            "SELECT message_type FROM wallet.inbox WHERE source = $1 AND message_id = $2",
+            readable["source"], readable["id"],
+        ),
+        lambda rows: [row["message_type"] for row in rows] == ["wallet.credit_transfer.v1"],
+        "the redriven leg decided", 30,
+    )  # fmt: skip
+    decided = await saga.fetch(  # the decision state, committed with the inbox row
+        "SELECT balance FROM wallet.wallets WHERE user_id = ANY($1::uuid[]) ORDER BY balance",
+        [sender.user_id, recipient.user_id],
+    )
+    assert [row["balance"] for row in decided] == [OPENING_BALANCE, OPENING_BALANCE]
+    await audit_matches(saga, client)
 
 
 async def test_a_leg_that_never_answers_is_refunded_at_its_deadline(

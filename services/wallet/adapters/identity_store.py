@@ -89,13 +89,22 @@ class IdentityStore:
         again for twice as long (up to 15 minutes).
         """
         async with self._pool.acquire() as connection, connection.transaction():
+            # The row exists before it is locked: `FOR UPDATE` on a missing row locks nothing,
+            # and parallel first attempts would each count themselves as the first. A second
+            # insert waits for the first one's transaction, then finds the row.
+            await connection.execute(
+                "INSERT INTO wallet.login_attempts (user_id, attempts, last_attempt_at, locks)"
+                " VALUES ($1, 0, $2, 0) ON CONFLICT (user_id) DO NOTHING",
+                user_id, now,
+            )  # fmt: skip
             row = await connection.fetchrow(
                 "SELECT attempts, locked_until, locks FROM wallet.login_attempts"
                 " WHERE user_id = $1 FOR UPDATE",
                 user_id,
             )
-            attempts, locks = (0, 0) if row is None else (row["attempts"], row["locks"])
-            locked_until = None if row is None else row["locked_until"]
+            assert row is not None, "the row was inserted above or by a committed attempt"
+            attempts, locks = row["attempts"], row["locks"]
+            locked_until = row["locked_until"]
             if locked_until is not None and locked_until > now:
                 return Locked(locked_until)
             if locked_until is not None:

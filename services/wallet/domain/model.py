@@ -10,10 +10,14 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from shared.contracts.wallet import RefusalReason, SettleOutcome
+from shared.contracts.wallet import CancelReason, RefusalReason, SettleOutcome
 
 WALLET_BALANCE_MAX_PAISA = 10**15
-"""No wallet may hold more (10 trillion taka): every sum stays far inside 64 bits."""
+"""No credit or top-up may take a wallet past this (10 trillion taka). A refund may: it returns
+money the wallet held, and refusing it would park that money for ever (found by review)."""
+WALLET_BALANCE_STORAGE_MAX_PAISA = 2**62
+"""What a balance can never reach: a bigint column, with room for any sum of a few of them.
+Past the cap only by refunds of transfers pending at once, each at most 10^12."""
 
 
 class TransferStatus(StrEnum):
@@ -43,7 +47,7 @@ class Wallet:
     opened_at: datetime
 
     def __post_init__(self) -> None:
-        assert 0 <= self.balance <= WALLET_BALANCE_MAX_PAISA, "a balance is within its bounds"
+        assert 0 <= self.balance < WALLET_BALANCE_STORAGE_MAX_PAISA, "a balance fits its column"
         assert self.sequence >= 1, "an open wallet has at least its opening event"
 
     def moved(self, by: int) -> "Wallet":
@@ -158,11 +162,14 @@ class Credit:
 @dataclass(frozen=True, slots=True)
 class Refuse:
     reason: RefusalReason
-    """`recipient_unavailable` (no open wallet, or it cannot hold more) or `expired`."""
+    """`recipient_unavailable` (no open wallet, or it cannot hold more), or a cancel's reason:
+    `expired` or `unreadable`."""
 
     @property
     def status(self) -> CreditStatus:
-        return CreditStatus.CANCELLED if self.reason == "expired" else CreditStatus.REFUSED
+        if self.reason == "recipient_unavailable":
+            return CreditStatus.REFUSED
+        return CreditStatus.CANCELLED
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +183,14 @@ CreditDecision = Credit | Refuse | Decided
 
 
 def decide_credit(
-    amount: int, *, recipient: Wallet | None, known: CreditStatus | None, cancel: bool
-) -> CreditDecision:
-    """A credit leg or a cancel: the first of the two to arrive decides, in this order."""
+    amount: int, *, recipient: Wallet | None, known: CreditStatus | None,
+    cancel: CancelReason | None,
+) -> CreditDecision:  # fmt: skip
+    """A credit leg or a cancel (`cancel` is its reason): the first to arrive decides."""
     if known is not None:
         return Decided(known)
-    if cancel:
-        return Refuse("expired")
+    if cancel is not None:
+        return Refuse(cancel)
     if recipient is None or recipient.balance + amount > WALLET_BALANCE_MAX_PAISA:
         return Refuse("recipient_unavailable")
     return Credit(recipient.moved(amount))

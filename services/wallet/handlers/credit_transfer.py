@@ -44,7 +44,8 @@ async def credit_transfer(
         leg = incoming.data
         decision = decide_credit(
             leg.amount, recipient=state.wallet(leg.to_user_id),
-            known=state.credits.get(leg.transfer_id), cancel=isinstance(leg, CancelCredit),
+            known=state.credits.get(leg.transfer_id),
+            cancel=leg.reason if isinstance(leg, CancelCredit) else None,
         )  # fmt: skip
         if isinstance(decision, Credit):
             state.set_wallet(decision.wallet)

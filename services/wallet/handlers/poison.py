@@ -1,5 +1,8 @@
 """A credit leg the recipient's partition cannot even read still names its transfer: the
-settlement refunds it, so money never parks on an unreadable record (ADR 0021, step 6)."""
+partition cancels the leg through its own log (a `CancelCredit` keyed by the recipient), which
+decides it in order and settles the refund, so money never parks on an unreadable record, and
+a readable copy arriving later (a redriven dead letter) finds the leg cancelled and credits
+nothing (ADR 0021, step 6). A refund sent straight to the sender would credit that copy too."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +13,7 @@ from services.wallet.adapters.decision_state import WalletState
 from services.wallet.handlers.legs import leg_fields
 from services.wallet.settings import COMMANDS_TOPIC
 from shared.contracts.registry import RejectedRecord
-from shared.contracts.wallet import SETTLE_TRANSFER_V1, Leg, SettleTransfer
+from shared.contracts.wallet import CANCEL_CREDIT_V1, CancelCredit, Leg
 from shared.engine.messages import Record, ReplyKey
 from shared.engine.work import Work
 
@@ -35,7 +38,7 @@ def on_poison(
     except ValidationError:
         return  # Not even the transfer can be read: nothing to compensate from this record.
     work.emit(
-        identity, topic=COMMANDS_TOPIC, key=str(leg.from_user_id),
-        message_type=SETTLE_TRANSFER_V1,
-        data=SettleTransfer(**leg_fields(leg), outcome="unreadable"),
+        identity, topic=COMMANDS_TOPIC, key=str(leg.to_user_id),
+        message_type=CANCEL_CREDIT_V1,
+        data=CancelCredit(**leg_fields(leg), reason="unreadable"),
     )  # fmt: skip

@@ -4,7 +4,8 @@ wallet's own invariants on the same snapshot:
 - no negative balance, in the live read model and at any event of the log (the fold halts);
 - conservation: `sum(balances) + in flight - issued == 0`, live and replayed;
 - one outcome per transfer (one Idempotency-Key): one sender decision, one credit decision and
-  one settlement at most, and every settled transfer was debited;
+  one settlement at most, every settled transfer was debited, and its money went one way
+  (credited or refunded, never both);
 - no transfer pending longer than its deadline allows;
 - the processor's wallets agree with the fold, and every transfer it decided is in the log;
 - with `--until`, each wallet's balance as of the cut equals the fold up to the cut.
@@ -155,6 +156,27 @@ def _check_replayed(report: AuditReport, replay: ReplayState) -> None:
             f"conservation broken in the log: wallets hold {held}, {in_flight} is in flight,"
             f" the system account issued {issued}"
         )
+    check_each_transfer(report, debits, credits)
+
+
+def check_each_transfer(
+    report: AuditReport,
+    debits: dict[tuple[Any, ...], TransferDebitRow],
+    credits: dict[tuple[Any, ...], TransferCreditRow],
+) -> None:
+    """Each transfer's money went one way: a transfer both credited and refunded nets to zero
+    in the sum above (its in-flight amount is negative), so it is checked on its own."""
+    listed = 0
+    for key, debit in sorted(debits.items(), key=str):
+        credited = credits[key].credited if key in credits else 0
+        in_flight = debit.debited - debit.refunded - credited
+        settled = debit.status != "pending"
+        if (in_flight < 0 or (settled and in_flight != 0)) and listed < VIOLATIONS_LISTED_MAX:
+            listed += 1
+            report.violations.append(
+                f"transfer {debit.transfer_id} ({debit.status}): debited {debit.debited},"
+                f" credited {credited}, refunded {debit.refunded}"
+            )
 
 
 async def _check_decision_state(

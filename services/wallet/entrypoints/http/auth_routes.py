@@ -20,7 +20,7 @@ from services.wallet.entrypoints.http.schemas import (
     RegisterResponse,
     TokenResponse,
 )
-from shared.contracts.base import utc_now
+from shared.contracts.base import forbidden_character, utc_now
 from shared.contracts.envelope import build_envelope
 from shared.contracts.wallet import OPEN_WALLET_V1, OpenWallet
 from shared.crypto.sealing import new_key, seal
@@ -133,7 +133,10 @@ router.add_api_route(
 
 
 async def _check_credentials(wallet: WalletHttp, email: str, pin: str) -> UUID:
-    user = await wallet.identity.by_email(email_key(email)) if is_email(email) else None
+    # A NUL or another forbidden character is in no registered email, and PostgreSQL would
+    # refuse it as text: such an email is unknown without asking (found by review).
+    known_shape = is_email(email) and forbidden_character(email) is None
+    user = await wallet.identity.by_email(email_key(email)) if known_shape else None
     if user is None:
         await wallet.pins.verify(None, pin)  # an unknown account costs what a known one does
         raise _invalid_credentials()

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 
@@ -16,8 +17,10 @@ from services.wallet.settings import (
     PROCESSOR_NAME,
     SCHEMA,
 )
+from shared.crypto.sealing import seal
 from shared.engine.inbox import ReplyReader, replies_channel
 from shared.http.commands import GATEWAY_SOURCE, CommandSender, ReplyWaiter
+from shared.http.errors import DomainHTTPError
 from shared.http.gateway_context import GatewayContext
 from shared.http.read_positions import ReadPositions
 from shared.http.user_tokens import UserTokens
@@ -35,6 +38,16 @@ class WalletHttp:
     sender: CommandSender
     checkpoints: CheckpointWatcher
     positions: ReadPositions
+
+    async def seal_for(self, user: UUID, text: str) -> str:
+        """`text` sealed with the user's key; 409 once their personal data was erased."""
+        key = (await self.identity.keys([user])).get(user)
+        if key is None:
+            raise DomainHTTPError(
+                409, "personal_data_erased",
+                "This user's personal data was erased; nothing personal can be recorded.",
+            )  # fmt: skip
+        return seal(key, str(user), text)
 
 
 async def _wallet(request: Request) -> WalletHttp:

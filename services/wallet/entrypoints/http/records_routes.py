@@ -4,6 +4,7 @@ Created, amended and voided as events; nothing is rewritten. `full_name` is seal
 user's key before it enters the log, and opened only to answer its owner.
 """
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -37,7 +38,6 @@ from shared.contracts.wallet import (
     RecordTransaction,
     VoidTransaction,
 )
-from shared.crypto.sealing import seal
 from shared.http.auth import CurrentUser
 from shared.http.commands import GATEWAY_SOURCE
 from shared.http.errors import DomainHTTPError, json_response
@@ -69,16 +69,23 @@ async def record_transaction(
     body: RecordTransactionRequest, user: CurrentUser, wallet: WalletDependencies,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:  # fmt: skip
-    transaction_id = (
-        uuid5(RECORD_NAMESPACE, f"{user}:{idempotency_key}")
-        if idempotency_key is not None else uuid4()
-    )  # fmt: skip
+    if idempotency_key is None:
+        transaction_id, command_id = uuid4(), uuid4()
+    else:
+        # A retry with the same key and body is the same command: the processor skips it and
+        # the first answer is returned. The name is sealed afresh each time (a new nonce), so
+        # the id comes from the body as sent, never from the command.
+        transaction_id = uuid5(RECORD_NAMESPACE, f"{user}:{idempotency_key}")
+        canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        command_id = uuid5(
+            RECORD_NAMESPACE, f"{transaction_id}:{hashlib.sha256(canonical).hexdigest()}"
+        )
     command = RecordTransaction(
         transaction_id=transaction_id, user_id=user, amount=body.transaction_amount,
         transaction_type=body.transaction_type, transaction_date=body.transaction_date,
         full_name_sealed=await _sealed(wallet, user, body.full_name),
     )  # fmt: skip
-    response = await _send(wallet, user, RECORD_TRANSACTION_V1, command)
+    response = await _send(wallet, user, RECORD_TRANSACTION_V1, command, command_id)
     return _with_name(response, body.full_name)
 
 
@@ -112,15 +119,15 @@ async def void_transaction(
 async def _sealed(wallet: WalletHttp, user: UUID, full_name: str | None) -> str | None:
     if full_name is None:
         return None
-    keys = await wallet.identity.keys([user])
-    return seal(keys[user], str(user), full_name)
+    return await wallet.seal_for(user, full_name)
 
 
 async def _send(
-    wallet: WalletHttp, user: UUID, message_type: str, command: ContractModel
-) -> Response:
+    wallet: WalletHttp, user: UUID, message_type: str, command: ContractModel,
+    command_id: UUID | None = None,
+) -> Response:  # fmt: skip
     envelope = CloudEvent(
-        specversion="1.0", id=str(uuid4()), source=GATEWAY_SOURCE, type=message_type,
+        specversion="1.0", id=str(command_id or uuid4()), source=GATEWAY_SOURCE, type=message_type,
         subject=str(user), time=utc_now(), data=command.model_dump(mode="json"),
     )  # fmt: skip
     return await wallet.sender.send(str(user), envelope)

@@ -6,6 +6,7 @@ a 422, never silently ignored. Amounts are integer paisa, strictly (a float is a
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -29,6 +30,7 @@ from shared.contracts.base import (
     forbidden_character_class,
 )
 from shared.contracts.wallet import AMOUNT_MAX_PAISA, TransactionType
+from shared.crypto.sealing import PLAINTEXT_MAX_BYTES
 
 NOTE_MAX_CHARACTERS = 200
 IDEMPOTENCY_KEY_MAX_CHARACTERS = 255
@@ -51,20 +53,35 @@ def _text_schema(minimum: int, maximum: int, pattern: str) -> WithJsonSchema:
     )
 
 
-def _visible_text(value: str) -> str:
-    normalised = unicodedata.normalize("NFC", value)
-    found = forbidden_character(normalised)
-    if found is not None:
-        raise ValueError(f"{found} is not allowed here")
-    if not normalised.strip():
-        raise ValueError("must not be blank")
-    return normalised
+def _visible_text(maximum: int) -> Callable[[str], str]:
+    """Visible text, NFC-normalised, still within `maximum` characters and the sealing bound
+    once normalised: NFC can make a string longer (U+1D160 becomes three characters of four
+    bytes each), and the limits hold for what is stored (found by review)."""
+
+    def check(value: str) -> str:
+        normalised = unicodedata.normalize("NFC", value)
+        found = forbidden_character(normalised)
+        if found is not None:
+            raise ValueError(f"{found} is not allowed here")
+        if not normalised.strip():
+            raise ValueError("must not be blank")
+        if len(normalised) > maximum or len(normalised.encode()) > PLAINTEXT_MAX_BYTES:
+            raise ValueError(
+                f"must be at most {maximum} characters and {PLAINTEXT_MAX_BYTES} bytes of"
+                " UTF-8 once normalised (NFC)"
+            )
+        return normalised
+
+    return check
+
+
+_visible_email = _visible_text(EMAIL_MAX_CHARACTERS)
 
 
 def _email(value: str) -> str:
     if not is_email(value):
         raise ValueError("must be an email address such as name@example.com")
-    return _visible_text(value)
+    return _visible_email(value)
 
 
 def _pin(value: str) -> str:
@@ -108,7 +125,7 @@ Name = Annotated[
     str,
     Field(min_length=1, max_length=NAME_MAX_CHARACTERS),
     _text_schema(1, NAME_MAX_CHARACTERS, VISIBLE_TEXT_PATTERN),
-    AfterValidator(_visible_text),
+    AfterValidator(_visible_text(NAME_MAX_CHARACTERS)),
 ]
 Email = Annotated[
     str,
@@ -126,7 +143,7 @@ Note = Annotated[
     str,
     Field(min_length=1, max_length=NOTE_MAX_CHARACTERS),
     _text_schema(1, NOTE_MAX_CHARACTERS, VISIBLE_TEXT_PATTERN),
-    AfterValidator(_visible_text),
+    AfterValidator(_visible_text(NOTE_MAX_CHARACTERS)),
 ]
 Amount = Annotated[int, Strict(), Field(gt=0, le=AMOUNT_MAX_PAISA, examples=[2500])]
 TransactionDate = Annotated[

@@ -33,9 +33,9 @@ from services.wallet.entrypoints.http.schemas import (
 from shared.contracts.base import Identifier, SourceText, utc_now
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.wallet import TRANSFER_MONEY_V1, TransferMoney
-from shared.crypto.sealing import SealError, seal, unseal
+from shared.crypto.sealing import SealError, unseal
 from shared.engine.messages import ReplyKey
-from shared.http.auth import CurrentUser
+from shared.http.auth import CurrentUser, UserOrOperator
 from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, json_response
 from shared.http.schemas import POSITION_PATTERN, CommandPendingResponse, PendingResponse, error
@@ -202,8 +202,7 @@ async def _transfer(wallet: WalletHttp, asked: TransferAsked) -> Response:
         return Response(stored.body, status_code=stored.status, media_type="application/json")
     note_sealed = None
     if note is not None:
-        keys = await wallet.identity.keys([user])
-        note_sealed = seal(keys[user], str(user), note)
+        note_sealed = await wallet.seal_for(user, note)
     now = utc_now()
     command = TransferMoney(
         transfer_id=transfer_id, from_user_id=user, to_user_id=recipient, amount=amount,
@@ -221,7 +220,12 @@ async def _transfer(wallet: WalletHttp, asked: TransferAsked) -> Response:
         "to_user_id": str(recipient), "amount": amount, "created_at": now,
         "command_id": command_id,
     }  # fmt: skip
-    headers = {"Retry-After": str(TRANSFER_PENDING_RETRY_AFTER_SECONDS)}
+    # The request's own answer lives under its command id: the transfer id may name an earlier
+    # transfer when this request reused its key with another body (then 409) (found by review).
+    headers = {
+        "Retry-After": str(TRANSFER_PENDING_RETRY_AFTER_SECONDS),
+        "Location": f"/wallet/commands/{command_id}",
+    }
     return json_response(pending, 202, headers)
 
 
@@ -313,7 +317,7 @@ async def _movements(
             raise DomainHTTPError(422, "unknown_cursor", "`before` is not one of your movements.")
     rows = await wallet.reads.movements(
         user, limit, before_sequence, _day_start(since),
-        _day_start(until + timedelta(days=1)) if until is not None else None,
+        _day_start(until + timedelta(days=1)) if until is not None and until < date.max else None,
     )  # fmt: skip
     items = [
         {"id": str(row["movement_id"]), "kind": row["kind"], "direction": row["direction"],
@@ -349,10 +353,12 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=COMMAND_RESPONSES,
 )  # fmt: skip
 async def command_reply(
-    command_id: Annotated[Identifier, Path()], user: CurrentUser, wallet: WalletDependencies,
+    command_id: Annotated[Identifier, Path()], user: UserOrOperator, wallet: WalletDependencies,
     source: Annotated[SourceText | None, Query(description="The command's source.")] = None,
 ) -> Response:  # fmt: skip
-    return await stored_reply_response(wallet.replies, command_id, scope=str(user), source=source)
+    """A user reads the answers of their own commands; the operator reads any (a top-up's)."""
+    scope = None if user is None else str(user)
+    return await stored_reply_response(wallet.replies, command_id, scope=scope, source=source)
 
 
 router.add_api_route(
