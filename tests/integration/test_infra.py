@@ -148,6 +148,40 @@ async def test_pooled_statements_are_planned_with_their_real_parameters(
         await pool.close()
 
 
+async def test_a_batch_of_keys_probes_the_index_however_large_the_table(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """`make bench` (issue 6): a batch's replies were joined with the whole inbox by hashing
+    every row the consumer ever handled, 20 ms at 30,000 rows and growing with the log. Pools
+    price a random page for cached data, so the planner probes the primary key."""
+    pool = await create_pool(postgres.url)
+    keys = [f"command-{index}" for index in range(30_000)]
+    try:
+        await pool.execute(
+            "CREATE TABLE probe_inbox (consumer text, source text, message_id text,"
+            " reply_status smallint, PRIMARY KEY (consumer, source, message_id))"
+        )
+        await pool.execute(
+            "INSERT INTO probe_inbox SELECT 'processor', 'gateway', key, NULL"
+            " FROM unnest($1::text[]) AS key",
+            keys,
+        )
+        await pool.execute("ANALYZE probe_inbox")
+        plan = "\n".join(
+            row[0] for row in await pool.fetch(
+                "EXPLAIN UPDATE probe_inbox i SET reply_status = 201"
+                " FROM unnest($1::text[], $2::text[]) AS u(source, message_id)"
+                " WHERE i.consumer = 'processor' AND i.source = u.source"
+                " AND i.message_id = u.message_id AND i.reply_status IS NULL",
+                ["gateway"] * 460, keys[-460:],
+            )
+        )  # fmt: skip
+        assert "Index Scan" in plan and "Hash" not in plan, plan
+    finally:
+        await pool.execute("DROP TABLE IF EXISTS probe_inbox")
+        await pool.close()
+
+
 async def test_embedded_redis_sets_and_gets(redis_server: EmbeddedRedis) -> None:
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
