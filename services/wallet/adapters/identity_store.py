@@ -102,7 +102,7 @@ class IdentityStore:
                 " WHERE user_id = $1 FOR UPDATE",
                 user_id,
             )
-            assert row is not None, "the row was inserted above or by a committed attempt"
+            assert row is not None, "the row was inserted above or earlier, and is never deleted"
             attempts, locks = row["attempts"], row["locks"]
             locked_until = row["locked_until"]
             if locked_until is not None and locked_until > now:
@@ -139,7 +139,13 @@ class IdentityStore:
             return Locked(until)
 
     async def succeeded_login(self, user_id: UUID) -> None:
-        await self._pool.execute("DELETE FROM wallet.login_attempts WHERE user_id = $1", user_id)
+        """Reset the count, keeping the row: an attempt in flight has just made sure it exists
+        and is about to lock it (deleting it here answered that attempt with a 500)."""
+        await self._pool.execute(
+            "UPDATE wallet.login_attempts SET attempts = 0, locked_until = NULL, locks = 0"
+            " WHERE user_id = $1",
+            user_id,
+        )
 
 
 def _lock(now: datetime, locks: int) -> tuple[datetime, int]:

@@ -10,6 +10,7 @@ so several processors repairing at once change nothing.
 import asyncio
 import contextlib
 from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,8 @@ from shared.http.commands import GATEWAY_SOURCE
 from shared.logs import get_logger
 
 REPAIR_BATCH_MAX_USERS = 500
+REPAIR_ROUNDS_MAX = 20
+"""Batches looked at per round at most (10,000 users), so a backlog clears in a few rounds."""
 REPAIR_PUBLISH_TIMEOUT_SECONDS = 10.0
 
 logger = get_logger(__name__)
@@ -57,29 +60,49 @@ class RegistrationRepair:
                 logger.warning("re-sent the opening of wallets never opened", users=repaired)
 
     async def run_once(self) -> int:
-        """Publish `OpenWallet` again for every user old enough and still without a wallet."""
+        """Publish `OpenWallet` again for every user old enough and still without a wallet;
+        mark the users whose wallet is open, so each is looked at until then and never after."""
+        resent = 0
+        for _round in range(REPAIR_ROUNDS_MAX):
+            rows = await self._pool.fetch(
+                "SELECT user_id, name_sealed, email_sealed, open_command_id, created_at"
+                " FROM wallet.users WHERE NOT wallet_seen_open"
+                " AND created_at < now() - $1::interval ORDER BY created_at LIMIT $2",
+                self._after,
+                REPAIR_BATCH_MAX_USERS,
+            )
+            opened = await self._opened([row["user_id"] for row in rows])
+            await self._pool.execute(
+                "UPDATE wallet.users SET wallet_seen_open = true WHERE user_id = ANY($1::uuid[])",
+                sorted(opened),
+            )
+            waiting = [row for row in rows if row["user_id"] not in opened]
+            for row in waiting:
+                await self._resend(row)
+            resent += len(waiting)
+            if len(rows) < REPAIR_BATCH_MAX_USERS or waiting:
+                break  # all seen, or the rest waits for the wallets just asked for
+        return resent
+
+    async def _opened(self, user_ids: list[UUID]) -> set[UUID]:
         rows = await self._pool.fetch(
-            "SELECT u.user_id, u.name_sealed, u.email_sealed, u.open_command_id, u.created_at"
-            " FROM wallet.users u WHERE u.created_at < now() - $1::interval AND NOT EXISTS"
-            " (SELECT 1 FROM wallet.wallets w WHERE w.user_id = u.user_id)"
-            " ORDER BY u.created_at LIMIT $2",
-            self._after,
-            REPAIR_BATCH_MAX_USERS,
+            "SELECT user_id FROM wallet.wallets WHERE user_id = ANY($1::uuid[])", user_ids
         )
-        for row in rows:
-            envelope = CloudEvent(
-                specversion="1.0", id=row["open_command_id"], source=GATEWAY_SOURCE,
-                type=OPEN_WALLET_V1, subject=str(row["user_id"]), time=row["created_at"],
-                data=OpenWallet(
-                    user_id=row["user_id"], name_sealed=row["name_sealed"],
-                    email_sealed=row["email_sealed"],
-                ).model_dump(mode="json"),
-            )  # fmt: skip
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    self._topic, encode_envelope(envelope), key=str(row["user_id"]).encode(),
-                    headers=[(CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())],
-                ),
-                REPAIR_PUBLISH_TIMEOUT_SECONDS,
-            )  # fmt: skip
-        return len(rows)
+        return {row["user_id"] for row in rows}
+
+    async def _resend(self, row: asyncpg.Record) -> None:
+        envelope = CloudEvent(
+            specversion="1.0", id=row["open_command_id"], source=GATEWAY_SOURCE,
+            type=OPEN_WALLET_V1, subject=str(row["user_id"]), time=row["created_at"],
+            data=OpenWallet(
+                user_id=row["user_id"], name_sealed=row["name_sealed"],
+                email_sealed=row["email_sealed"],
+            ).model_dump(mode="json"),
+        )  # fmt: skip
+        await asyncio.wait_for(
+            self._producer.send_and_wait(
+                self._topic, encode_envelope(envelope), key=str(row["user_id"]).encode(),
+                headers=[(CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())],
+            ),
+            REPAIR_PUBLISH_TIMEOUT_SECONDS,
+        )  # fmt: skip
