@@ -64,13 +64,13 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestShapeMiddleware:
-    """Two request shapes answered before routing.
+    """Three request shapes answered before routing.
 
     HEAD is answered as GET would be, without the body (uvicorn drops it, since the server's
     own scope still says HEAD): monitors and caches send HEAD, and a 405 would tell them the
     resource is missing. A path or query whose percent-escapes do not decode as UTF-8 is a 400:
     the server would otherwise decode `%FF` to U+FFFD and read a different owner than the one
-    the client meant.
+    the client meant. A header that names one thing (SINGLETON_HEADERS) sent twice is a 400.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -82,7 +82,17 @@ class RequestShapeMiddleware:
             return
         undecodable = _undecodable_part(scope)
         if undecodable is not None:
-            await _send_bad_encoding(send, undecodable)
+            await _send_bad_request(
+                send, f"The request {undecodable} has percent-escapes that are not UTF-8.",
+                "invalid_url_encoding",
+            )  # fmt: skip
+            return
+        repeated = _repeated_singleton(scope)
+        if repeated is not None:
+            await _send_bad_request(
+                send, f"The {repeated} header appears more than once; send it once.",
+                "repeated_header",
+            )  # fmt: skip
             return
         if scope["method"] != "HEAD":
             await self.app(scope, receive, send)
@@ -108,13 +118,30 @@ def _undecodable_part(scope: Scope) -> str | None:
     return None
 
 
-async def _send_bad_encoding(send: Send, part: str) -> None:
-    body = encode_json(
-        {
-            "detail": f"The request {part} has percent-escapes that are not UTF-8.",
-            "code": "invalid_url_encoding",
-        }
-    )
+SINGLETON_HEADERS = {
+    b"authorization": "Authorization",
+    b"idempotency-key": "Idempotency-Key",
+    b"x-api-key": "X-Api-Key",
+    b"content-type": "Content-Type",
+}
+"""Headers that name one thing. Sent twice they are ambiguous, and a proxy reading the first
+while the server reads the other would, for Idempotency-Key, turn a retry into a second
+payment (found by probing: the server took the first and answered 201)."""
+
+
+def _repeated_singleton(scope: Scope) -> str | None:
+    seen: set[bytes] = set()
+    for name, _ in scope["headers"]:
+        lowered = name.lower()
+        if lowered in SINGLETON_HEADERS:
+            if lowered in seen:
+                return SINGLETON_HEADERS[lowered]
+            seen.add(lowered)
+    return None
+
+
+async def _send_bad_request(send: Send, detail: str, code: str) -> None:
+    body = encode_json({"detail": detail, "code": code})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 400, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -350,6 +350,29 @@ async def test_inputs_found_by_review_are_refused_or_answered_never_a_500(
     assert (nul.status_code, nul.json()["code"]) == (401, "invalid_credentials")
 
 
+async def test_headers_that_name_one_thing_may_not_come_twice(client: httpx.AsyncClient) -> None:
+    """Found by probing: with two Idempotency-Key headers the server took the first and paid;
+    a proxy keyed on the other would not have recognised the retry."""
+    alice, bob = await register(client, "twice-a"), await register(client, "twice-b")
+    for name, values in (
+        ("Idempotency-Key", ["one", "two"]),
+        ("Authorization", [alice.auth["Authorization"], "Bearer other"]),
+    ):
+        headers = (
+            [("Authorization", alice.auth["Authorization"])] if name != "Authorization" else []
+        )
+        headers += [(name, value) for value in values]
+        answer = await client.post(
+            "/wallet/transfers", json={"to_user_id": bob.user_id, "amount": 1}, headers=headers
+        )
+        assert (answer.status_code, answer.json()["code"]) == (400, "repeated_header"), name
+    nested = b"[" * 30_000 + b"]" * 30_000  # under the body limit, past any parser's depth
+    deep = await client.post(
+        "/auth/register", content=nested, headers={"content-type": "application/json"}
+    )
+    assert deep.status_code == 400 and deep.json()["code"] == "bad_request"
+
+
 async def test_no_pin_hash_nor_clear_personal_data_reaches_the_log(
     client: httpx.AsyncClient, wallet: LedgerStack
 ) -> None:
