@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ledgerbus.registry import services
+from services.gateway.json_keys import DuplicateMembersMiddleware
 from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.middleware import RequestContextMiddleware, RequestShapeMiddleware
 from services.gateway.openapi import document_errors
@@ -58,6 +59,7 @@ def create_app(settings: PlatformSettings) -> FastAPI:
     # (httpx, fetch with redirect "manual") show as a blank answer.
     app.router.redirect_slashes = False
     install_error_handlers(app)
+    app.add_middleware(DuplicateMembersMiddleware)
     app.add_middleware(RequestShapeMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(BodyLimitMiddleware)

@@ -366,6 +366,12 @@ async def test_headers_that_name_one_thing_may_not_come_twice(client: httpx.Asyn
             "/wallet/transfers", json={"to_user_id": bob.user_id, "amount": 1}, headers=headers
         )
         assert (answer.status_code, answer.json()["code"]) == (400, "repeated_header"), name
+    twice = b'{"to_user_id": "%s", "amount": 1, "amount": 400000}' % bob.user_id.encode()
+    doubled = await client.post(
+        "/wallet/transfers", content=twice,
+        headers=alice.auth | {"Idempotency-Key": "doubled", "content-type": "application/json"},
+    )  # fmt: skip
+    assert (doubled.status_code, doubled.json()["detail"][0]["type"]) == (422, "json_invalid")
     nested = b"[" * 30_000 + b"]" * 30_000  # under the body limit, past any parser's depth
     deep = await client.post(
         "/auth/register", content=nested, headers={"content-type": "application/json"}
