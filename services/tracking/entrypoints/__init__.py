@@ -1,0 +1,1 @@
+"""Health tracking (ADR 0022)."""

@@ -1,0 +1,1 @@
+"""The tracking routes, mounted by the gateway."""

@@ -1,0 +1,198 @@
+"""Health-tracking messages: entries on `tracking.commands`, decided onto `tracking.events`,
+both keyed by the user id (ADR 0022).
+
+`meta_data` is part of the contract, one strict model per entry type: a record whose
+`meta_data` does not fit its type is refused at intake (a dead letter), never decided.
+"""
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared.contracts.base import (
+    DECOMPOSED_INPUT_FACTOR,
+    ContractModel,
+    Identifier,
+    UtcDateTime,
+    forbidden_character,
+)
+from shared.contracts.registry import MessageKind, MessageRegistry, MessageType
+
+TRACKING_SOURCE = "ledgerbus/tracking"
+REGISTER_ENTRY_V1 = "tracking.register_entry.v1"
+ENTRY_REGISTERED_V1 = "tracking.entry_registered.v1"
+
+LABEL_MAX_CHARACTERS = 200
+CALORIES_MAX = 100_000
+MINUTES_PER_DAY = 1_440
+HOURS_PER_DAY = 24
+
+EntryType = Literal["food", "workout", "sleep", "meditation"]
+ENTRY_TYPES: tuple[EntryType, ...] = ("food", "workout", "sleep", "meditation")
+
+
+def _label(value: str) -> str:
+    normalised = unicodedata.normalize("NFC", value)
+    found = forbidden_character(normalised)
+    if found is not None:
+        raise ValueError(f"{found} is not allowed here")
+    if not normalised.strip():
+        raise ValueError("must not be blank")
+    if len(normalised) > LABEL_MAX_CHARACTERS:
+        raise ValueError(f"at most {LABEL_MAX_CHARACTERS} characters once normalised to NFC")
+    return normalised
+
+
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=LABEL_MAX_CHARACTERS * DECOMPOSED_INPUT_FACTOR),
+    AfterValidator(_label),
+]
+"""Visible text such as `Breakfast` or `running`: no control, bidi or tag characters, in NFC."""
+
+
+def _number_not_boolean(value: Any) -> Any:
+    """JSON `true` is not a quantity (Python would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    return value
+
+
+Quantity = int | float
+"""A number as sent: 30 stays 30, 7.5 stays 7.5."""
+Minutes = Annotated[
+    Quantity,
+    BeforeValidator(_number_not_boolean),
+    Field(gt=0, le=MINUTES_PER_DAY, allow_inf_nan=False),
+]
+
+
+class FoodData(ContractModel):
+    food: Label
+    calories: Annotated[
+        int, BeforeValidator(_number_not_boolean), Field(strict=True, ge=0, le=CALORIES_MAX)
+    ]
+
+
+class WorkoutData(ContractModel):
+    exercise_type: Label
+    duration_minutes: Minutes
+
+
+class SleepData(ContractModel):
+    hours: Annotated[
+        Quantity,
+        BeforeValidator(_number_not_boolean),
+        Field(ge=0, le=HOURS_PER_DAY, allow_inf_nan=False),
+    ]
+
+
+class MeditationData(ContractModel):
+    duration_minutes: Minutes
+
+
+META_DATA_MODELS: dict[str, type[ContractModel]] = {
+    "food": FoodData,
+    "workout": WorkoutData,
+    "sleep": SleepData,
+    "meditation": MeditationData,
+}
+MetaData = FoodData | WorkoutData | SleepData | MeditationData
+
+
+def _date_or_time(value: Any) -> Any:
+    """A bare date `YYYY-MM-DD` means midnight UTC of that day; a time must carry its offset."""
+    if isinstance(value, str) and len(value) == len("2026-11-23") and value[4:5] == "-":
+        return f"{value}T00:00:00Z"
+    return value
+
+
+EntryDate = Annotated[UtcDateTime, BeforeValidator(_date_or_time)]
+
+
+def _meta_data_of_its_type(value: Any, info: ValidationInfo) -> Any:
+    """Validate `meta_data` against the model of `type`, a sibling field, which pydantic's
+    discriminated unions cannot pick by; errors are reported at `meta_data`, naming the member."""
+    if isinstance(value, ContractModel):
+        return value
+    entry_type = info.data.get("type")
+    if entry_type not in META_DATA_MODELS:
+        raise ValueError("cannot be checked without a valid type")
+    try:
+        return META_DATA_MODELS[entry_type].model_validate(value)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc']) or 'value'}: {item['msg']}"
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        detail = "; ".join(problems)
+        raise ValueError(f"does not fit an entry of type {entry_type}: {detail}") from None
+
+
+class RegisterEntry(ContractModel):
+    """Command: register one tracking entry for a user; `date` defaults to when it is decided."""
+
+    user_id: UUID
+    type: EntryType
+    date: EntryDate | None = None
+    meta_data: MetaData
+
+    _typed = field_validator("meta_data", mode="before")(_meta_data_of_its_type)
+
+    @model_validator(mode="after")
+    def _meta_data_matches_type(self) -> "RegisterEntry":
+        if not isinstance(self.meta_data, META_DATA_MODELS[self.type]):
+            raise ValueError(f"meta_data does not fit an entry of type {self.type}")
+        return self
+
+
+class EntryRegistered(ContractModel):
+    """Event: an entry was registered; `sequence` is its place in the user's stream."""
+
+    entry_id: UUID
+    user_id: UUID
+    type: EntryType
+    date: UtcDateTime
+    year: int = Field(ge=1, le=9999)
+    meta_data: MetaData
+    created_on: UtcDateTime
+    sequence: int = Field(ge=1)
+    command_id: Identifier
+
+    _typed = field_validator("meta_data", mode="before")(_meta_data_of_its_type)
+
+
+def entry_year(date: datetime) -> int:
+    return date.year
+
+
+TRACKING_COMMANDS = MessageRegistry(
+    [
+        MessageType(
+            REGISTER_ENTRY_V1,
+            MessageKind.COMMAND,
+            RegisterEntry,
+            "Register a food, workout, sleep or meditation entry for a user.",
+        ),
+    ]
+)
+
+TRACKING_EVENTS = MessageRegistry(
+    [
+        MessageType(
+            ENTRY_REGISTERED_V1, MessageKind.EVENT, EntryRegistered, "An entry was registered."
+        ),
+    ]
+)
