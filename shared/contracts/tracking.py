@@ -17,6 +17,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,7 @@ from shared.contracts.base import (
     Identifier,
     UtcDateTime,
     forbidden_character,
+    forbidden_character_class,
 )
 from shared.contracts.registry import MessageKind, MessageRegistry, MessageType
 
@@ -55,9 +57,19 @@ def _label(value: str) -> str:
     return normalised
 
 
+_FORBIDDEN = forbidden_character_class()
+LABEL_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
 Label = Annotated[
     str,
     StringConstraints(min_length=1, max_length=LABEL_MAX_CHARACTERS * DECOMPOSED_INPUT_FACTOR),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": LABEL_MAX_CHARACTERS,
+            "pattern": LABEL_PATTERN,
+        }
+    ),
     AfterValidator(_label),
 ]
 """Visible text such as `Breakfast` or `running`: no control, bidi or tag characters, in NFC."""
@@ -122,7 +134,7 @@ def _date_or_time(value: Any) -> Any:
 EntryDate = Annotated[UtcDateTime, BeforeValidator(_date_or_time)]
 
 
-def _meta_data_of_its_type(value: Any, info: ValidationInfo) -> Any:
+def meta_data_of_its_type(value: Any, info: ValidationInfo) -> Any:
     """Validate `meta_data` against the model of `type`, a sibling field, which pydantic's
     discriminated unions cannot pick by; errors are reported at `meta_data`, naming the member."""
     if isinstance(value, ContractModel):
@@ -149,7 +161,7 @@ class RegisterEntry(ContractModel):
     date: EntryDate | None = None
     meta_data: MetaData
 
-    _typed = field_validator("meta_data", mode="before")(_meta_data_of_its_type)
+    _typed = field_validator("meta_data", mode="before")(meta_data_of_its_type)
 
     @model_validator(mode="after")
     def _meta_data_matches_type(self) -> "RegisterEntry":
@@ -171,7 +183,7 @@ class EntryRegistered(ContractModel):
     sequence: int = Field(ge=1)
     command_id: Identifier
 
-    _typed = field_validator("meta_data", mode="before")(_meta_data_of_its_type)
+    _typed = field_validator("meta_data", mode="before")(meta_data_of_its_type)
 
 
 def entry_year(date: datetime) -> int:

@@ -130,3 +130,26 @@ async def require_user_or_operator(
 
 
 UserOrOperator = Annotated[UUID | None, Depends(require_user_or_operator)]
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who writes a user's entry: the user themself (`app` None), or an app backend."""
+
+    user: UUID | None
+    app: str | None
+
+
+async def require_user_or_app(
+    request: Request,
+    api_key: Annotated[str | None, Depends(api_key_header)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Writer:
+    """An end user by their token, or else an app backend by its `X-Api-Key` (writing for any
+    of its users). A backend that forwards its user's token acts as that user."""
+    if token is None and api_key:
+        return Writer(None, await require_app(request, api_key))
+    return Writer(await require_user(request, token), None)
+
+
+UserOrApp = Annotated[Writer, Depends(require_user_or_app)]

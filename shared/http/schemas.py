@@ -1,6 +1,11 @@
 """Response shapes every service's routes share, as OpenAPI shows them."""
 
-from typing import Any
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BeforeValidator
 
 from shared.contracts.base import ContractModel
 
@@ -28,3 +33,19 @@ class PendingResponse(ContractModel):
 
 def error(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
+
+
+DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: Any) -> Any:
+    """Only `YYYY-MM-DD`: a bare number would otherwise be taken as seconds since 1970."""
+    if isinstance(value, str) and DATE_ONLY.fullmatch(value):
+        return value
+    raise ValueError("must be a date such as 2026-11-23")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A UTC day in a query (`from`, `to`)."""
+Since = Annotated[Day | None, Query(alias="from", description="First UTC day, inclusive.")]
+Until = Annotated[Day | None, Query(alias="to", description="Last UTC day, inclusive.")]

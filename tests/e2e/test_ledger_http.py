@@ -279,7 +279,7 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         # they do not count against readiness.
         running = {name for name, consumer in consumers.items() if consumer["running"]}
         assert running == {"ledger-processor", "ledger-projector"}
-        assert {"wallet-processor", "wallet-projector"} <= set(consumers)
+        assert {"wallet-processor", "tracking-processor", "tracking-projector"} <= set(consumers)
         assert all(
             state["owned"] and state["halted"] is None
             for name in running
@@ -292,7 +292,7 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         asyncapi = (await client.get("/asyncapi.json")).json()
         assert {channel["address"] for channel in asyncapi["channels"].values()} == {
             f"{service}.{kind}{suffix}"
-            for service in ("ledger", "wallet")
+            for service in ("ledger", "wallet", "tracking")
             for kind in ("commands", "events")
             for suffix in ("", ".dlq")
         }

@@ -53,10 +53,10 @@ ENTRIES = Table(
 
 
 def meta_data_text(event: EntryRegistered) -> str:
-    """`meta_data` as stored: canonical JSON (sorted members), the same in the live projector,
+    """`meta_data` as stored: JSON in the model's member order, the same in the live projector,
     the rebuild and the audit."""
     members = event.meta_data.model_dump(mode="json")
-    return orjson.dumps(members, option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(members).decode()
 
 
 class TrackingView:

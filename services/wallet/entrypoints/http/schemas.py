@@ -7,7 +7,7 @@ a 422, never silently ignored. Amounts are integer paisa, strictly (a float is a
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -31,12 +31,12 @@ from shared.contracts.base import (
 )
 from shared.contracts.wallet import AMOUNT_MAX_PAISA, TransactionType
 from shared.crypto.sealing import PLAINTEXT_MAX_BYTES
+from shared.http.schemas import DATE_ONLY
 
 NOTE_MAX_CHARACTERS = 200
 IDEMPOTENCY_KEY_MAX_CHARACTERS = 255
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 """Visible ASCII without spaces, as HTTP headers carry it safely (IETF Idempotency-Key)."""
-DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _FORBIDDEN = forbidden_character_class()
 VISIBLE_TEXT_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
 """Visible text: no forbidden character (ADR 0016), and not only whitespace."""
@@ -98,17 +98,6 @@ def _date_or_time(value: Any) -> Any:
     if DATE_ONLY.fullmatch(value):
         return f"{value}T00:00:00Z"
     return value
-
-
-def _iso_day(value: Any) -> Any:
-    """Only `YYYY-MM-DD`: a bare number would otherwise be taken as seconds since 1970."""
-    if isinstance(value, str) and DATE_ONLY.fullmatch(value):
-        return value
-    raise ValueError("must be a date such as 2026-11-23")
-
-
-Day = Annotated[date, BeforeValidator(_iso_day)]
-"""A UTC day in a query (`from`, `to`)."""
 
 
 def _email_schema() -> dict[str, Any]:

@@ -20,7 +20,6 @@ from services.wallet.domain.identity import email_key
 from services.wallet.domain.money import CURRENCY, taka
 from services.wallet.entrypoints.http.dependencies import WalletDependencies, WalletHttp
 from services.wallet.entrypoints.http.schemas import (
-    Day,
     IdempotencyKey,
     MeBalanceResponse,
     MovementsResponse,
@@ -38,7 +37,14 @@ from shared.engine.messages import ReplyKey
 from shared.http.auth import CurrentUser, UserOrOperator
 from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, json_response
-from shared.http.schemas import POSITION_PATTERN, CommandPendingResponse, PendingResponse, error
+from shared.http.schemas import (
+    POSITION_PATTERN,
+    CommandPendingResponse,
+    PendingResponse,
+    Since,
+    Until,
+    error,
+)
 from shared.kafka.producer import partition_for
 
 TRANSFER_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledgerbus.dev/wallet/transfers")
@@ -265,8 +271,6 @@ def _opened(key: bytes | None, owner: UUID, sealed: str) -> str | None:
         return None
 
 
-Since = Annotated[Day | None, Query(alias="from", description="First UTC day, inclusive.")]
-Until = Annotated[Day | None, Query(alias="to", description="Last UTC day, inclusive.")]
 Limit = Annotated[int, Query(ge=1, le=MOVEMENTS_PAGE_MAX)]
 Before = Annotated[UUID | None, Query(description="A movement id: return older movements.")]
 
