@@ -125,8 +125,13 @@ MetaData = FoodData | WorkoutData | SleepData | MeditationData
 
 
 def _date_or_time(value: Any) -> Any:
-    """A bare date `YYYY-MM-DD` means midnight UTC of that day; a time must carry its offset."""
-    if isinstance(value, str) and len(value) == len("2026-11-23") and value[4:5] == "-":
+    """A bare date `YYYY-MM-DD` means midnight UTC of that day; a time must carry its offset.
+    Only text is read: a number would be taken as seconds since 1970 (found by probing)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or a date")
+    if len(value) == len("2026-11-23") and value[4:5] == "-":
         return f"{value}T00:00:00Z"
     return value
 

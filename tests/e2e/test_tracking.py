@@ -147,6 +147,8 @@ async def test_lists_filter_by_day_and_page_with_a_cursor(client: httpx.AsyncCli
         {"type": "yoga", "meta_data": {}},
         {"type": "food", "meta_data": {"food": "a\u202eb", "calories": 1}},
         {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": "2026-11-20T10:00"},
+        {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": 1_700_000_000},
+        {"type": "sleep", "meta_data": {"hours": 1}, "date": "9999-12-31T23:59:59-01:00"},
     ],
 )
 async def test_meta_data_is_checked_per_type(
