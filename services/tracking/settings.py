@@ -14,6 +14,9 @@ PROCESSOR_NAME = "tracking-processor"
 PROJECTOR_NAME = "tracking-projector"
 REWARD_APP = "healthai"
 REWARD_OPERATION = "DAILY_REWARD"
+WRITING_APPS = frozenset({REWARD_APP})
+"""Apps whose backends may register entries for their users: an entry can earn HealthAI's
+reward, so another app's key must not mint HealthAI credits (found by review)."""
 
 
 class TrackingSettings(BaseSettings):

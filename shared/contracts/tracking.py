@@ -5,6 +5,7 @@ both keyed by the user id (ADR 0022).
 `meta_data` does not fit its type is refused at intake (a dead letter), never decided.
 """
 
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +15,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -82,8 +84,8 @@ def _number_not_boolean(value: Any) -> Any:
     return value
 
 
-Quantity = int | float
-"""A number as sent: 30 stays 30, 7.5 stays 7.5."""
+Quantity = Annotated[int, Strict()] | Annotated[float, Strict()]
+"""A number as sent: 30 stays 30, 7.5 stays 7.5; text such as "30" is not a number."""
 Minutes = Annotated[
     Quantity,
     BeforeValidator(_number_not_boolean),
@@ -124,14 +126,22 @@ META_DATA_MODELS: dict[str, type[ContractModel]] = {
 MetaData = FoodData | WorkoutData | SleepData | MeditationData
 
 
+DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+RFC_3339_OR_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?"
+)
+
+
 def _date_or_time(value: Any) -> Any:
     """A bare date `YYYY-MM-DD` means midnight UTC of that day; a time must carry its offset.
     Only text is read: a number would be taken as seconds since 1970 (found by probing)."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or RFC_3339_OR_DATE.fullmatch(value) is None:
+        # pydantic would read "20261120" or "1700000000" as seconds since 1970.
         raise ValueError("must be an RFC 3339 time such as 2026-11-23T10:00:00Z, or a date")
-    if len(value) == len("2026-11-23") and value[4:5] == "-":
+    if DATE_ONLY.fullmatch(value):
         return f"{value}T00:00:00Z"
     return value
 

@@ -148,6 +148,10 @@ async def test_lists_filter_by_day_and_page_with_a_cursor(client: httpx.AsyncCli
         {"type": "food", "meta_data": {"food": "a\u202eb", "calories": 1}},
         {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": "2026-11-20T10:00"},
         {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": 1_700_000_000},
+        {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": "1700000000"},
+        {"type": "food", "meta_data": {"food": "x", "calories": 1}, "date": "20261120"},
+        {"type": "sleep", "meta_data": {"hours": "7"}},
+        {"type": "meditation", "meta_data": {"duration_minutes": "30"}},
         {"type": "sleep", "meta_data": {"hours": 1}, "date": "9999-12-31T23:59:59-01:00"},
     ],
 )
@@ -182,6 +186,11 @@ async def test_another_users_ids_answer_404_and_apps_name_the_user(
     assert for_alice.status_code == 404
     nameless = await client.post("/tracking/entries", headers=APP, json=FOOD)
     assert (nameless.status_code, nameless.json()["code"]) == (422, "user_id_required")
+    travel = await client.post(  # another app's key must not mint HealthAI's daily reward
+        "/tracking/entries", headers={"X-Api-Key": "dev-travelai-key"},
+        json=FOOD | {"user_id": alice.user_id},
+    )  # fmt: skip
+    assert (travel.status_code, travel.json()["code"]) == (403, "app_not_allowed")
     assert (await client.post("/tracking/entries", json=FOOD)).status_code == 401
 
 
@@ -196,6 +205,46 @@ async def test_an_idempotency_key_answers_the_first_entry_and_refuses_another_bo
     other = FOOD | {"meta_data": {"food": "Lunch", "calories": 700}}
     reused = await client.post("/tracking/entries", json=other, headers=headers)
     assert (reused.status_code, reused.json()["code"]) == (409, "idempotency_key_reused")
+    dated = user.auth | {"Idempotency-Key": "dated"}
+    first_dated = await client.post(
+        "/tracking/entries", json=FOOD | {"date": "2026-01-05"}, headers=dated
+    )
+    undated = await client.post("/tracking/entries", json=FOOD, headers=dated)
+    assert (first_dated.status_code, undated.status_code) == (201, 409)
+    other_user = await register(client, "idem-other")
+    app_key = APP | {"Idempotency-Key": "app-key-1"}
+    for_user = await client.post(
+        "/tracking/entries", headers=app_key, json=FOOD | {"user_id": user.user_id}
+    )
+    for_other = await client.post(
+        "/tracking/entries", headers=app_key, json=FOOD | {"user_id": other_user.user_id}
+    )
+    assert (for_user.status_code, for_other.status_code) == (201, 409)  # one key, one entry
+
+
+async def test_a_commands_answer_is_read_by_its_user_the_operator_and_the_app(
+    tracking: LedgerStack, client: httpx.AsyncClient
+) -> None:
+    """A 504 names `GET /tracking/commands/{id}`; the route exists (found by review)."""
+    alice, bob = await register(client, "answers-a"), await register(client, "answers-b")
+    value = register_command(alice.user_id)
+    command_id = orjson.loads(value)["id"]
+    await publish(
+        tracking.bootstrap, tracking.topic("tracking.commands"), [(alice.user_id.encode(), value)]
+    )
+    answer = await eventually(
+        lambda: client.get(
+            f"/tracking/commands/{command_id}", headers=alice.auth,
+            params={"source": "tests/device"},
+        ),
+        lambda response: response.status_code != 202, "the command's answer", 30,
+    )  # fmt: skip
+    assert (answer.status_code, answer.json()["user_id"]) == (201, alice.user_id)
+    for headers, status in ((bob.auth, 202), (OPERATOR, 201), (APP, 201)):
+        seen = await client.get(
+            f"/commands/tracking/{command_id}", headers=headers, params={"source": "tests/device"}
+        )
+        assert seen.status_code == status, headers
 
 
 async def reward_entries(tracking: LedgerStack, owner_id: str) -> list[dict[str, Any]]:

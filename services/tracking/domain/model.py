@@ -15,9 +15,11 @@ ENTRY_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledgerbus.dev/tracking/entries")
 REWARD_NONCE_PREFIX = "daily-reward"
 
 
-def entry_id_for(source: str, command_id: str) -> UUID:
-    """The entry a command registers: one per CloudEvents identity (source and id)."""
-    return uuid5(ENTRY_NAMESPACE, f"{source}\n{command_id}")
+def entry_id_for(source: str, command_id: str, user_id: UUID) -> UUID:
+    """The entry a command registers: one per CloudEvents identity (source and id) and user,
+    so a producer that reuses an id for two users (decided at once on two partitions) still
+    makes two entries, never two events for one entry id (found by review)."""
+    return uuid5(ENTRY_NAMESPACE, f"{source}\n{command_id}\n{user_id}")
 
 
 def register(

@@ -19,7 +19,7 @@ async def register_entries(
     for incoming in commands:
         command, identity = incoming.data, incoming.identity
         event = register(
-            command, entry_id=entry_id_for(identity.source, identity.message_id),
+            command, entry_id=entry_id_for(identity.source, identity.message_id, command.user_id),
             sequence=state.next_sequence(command.user_id), now=work.now,
             command_id=identity.message_id,
         )  # fmt: skip

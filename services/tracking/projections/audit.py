@@ -2,11 +2,13 @@
 
 - one entry per command (an entry id appears once in the log);
 - the processor's streams agree with the fold (no stream behind the log);
-- every day with an entry was rewarded, once, by the policy (its decision state).
+- every day with an entry was rewarded by the policy (its decision state), and no day
+  without one; both only for what is older than `POLICY_GRACE_SECONDS`, since the policy and
+  the projector read `tracking.events` each at its own pace (found by review).
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +23,7 @@ from services.tracking.settings import (
     PROJECTOR_NAME,
     SCHEMA,
 )
+from shared.contracts.base import utc_now
 from shared.contracts.tracking import EntryRegistered
 from shared.engine.audit import audit_projections
 from shared.engine.audit_report import AuditReport
@@ -30,20 +33,24 @@ from shared.observability.consumers import ConsumerWatch
 from shared.settings import PlatformSettings
 
 VIOLATIONS_LISTED_MAX = 50
+POLICY_GRACE_SECONDS = 30
+"""How far the daily-reward policy and the projector may be apart before the audit calls a
+difference between them a violation."""
 
 
 class TrackingChecks:
     def __init__(self) -> None:
         self._entries: dict[UUID, str] = {}
         self.repeated_entries: list[UUID] = []
-        self.days: set[tuple[UUID, Any]] = set()
+        self.days: dict[tuple[UUID, Any], datetime] = {}
+        """Each user's days with an entry, and when the first of them was registered."""
 
     def observe(self, event: Any, applied: Applied) -> None:
         assert isinstance(event, EntryRegistered), "tracking events only"
         first = self._entries.setdefault(event.entry_id, applied.event_id)
         if first != applied.event_id:
             self.repeated_entries.append(event.entry_id)
-        self.days.add((event.user_id, reward_day(event)))
+        self.days.setdefault((event.user_id, reward_day(event)), event.created_on)
 
     async def check(
         self, report: AuditReport, live: asyncpg.Connection, replay: ReplayState,
@@ -61,12 +68,22 @@ class TrackingChecks:
                     f"decision state of user {row['user_id']} is at sequence {row['sequence']}"
                     f" but the log has {replayed.sequence if replayed else 0}"
                 )
-        rewarded = {
-            (row["user_id"], row["day"])
-            for row in await live.fetch("SELECT user_id, day FROM tracking.rewarded_days")
-        }
-        for user_id, day in sorted(rewarded - self.days, key=str)[:VIOLATIONS_LISTED_MAX]:
+        await self._check_rewards(report, live)
+
+    async def _check_rewards(self, report: AuditReport, live: asyncpg.Connection) -> None:
+        settled = utc_now() - timedelta(seconds=POLICY_GRACE_SECONDS)
+        rows = await live.fetch("SELECT user_id, day, rewarded_at FROM tracking.rewarded_days")
+        rewarded = {(row["user_id"], row["day"]): row["rewarded_at"] for row in rows}
+        unearned = sorted(
+            key for key, at in rewarded.items() if key not in self.days and at < settled
+        )
+        missed = sorted(
+            key for key, at in self.days.items() if key not in rewarded and at < settled
+        )
+        for user_id, day in unearned[:VIOLATIONS_LISTED_MAX]:
             report.violations.append(f"user {user_id} was rewarded for {day} without an entry")
+        for user_id, day in missed[:VIOLATIONS_LISTED_MAX]:
+            report.violations.append(f"user {user_id} has entries on {day} but no reward")
 
 
 def _watches(settings: PlatformSettings) -> list[ConsumerWatch]:

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
 from services.tracking.entrypoints.http.dependencies import TrackingDependencies, TrackingHttp
@@ -21,13 +22,29 @@ from services.tracking.entrypoints.http.schemas import (
     IdempotencyKey,
     YearDocument,
 )
-from shared.contracts.base import utc_now
+from services.tracking.settings import WRITING_APPS
+from shared.contracts.base import Identifier, SourceText, utc_now
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.tracking import REGISTER_ENTRY_V1, EntryType, RegisterEntry
-from shared.http.auth import UserOrApp, UserOrOperator, Writer
-from shared.http.commands import GATEWAY_SOURCE
+from shared.http.auth import (
+    UserOrApp,
+    UserOrOperator,
+    Writer,
+    api_key_header,
+    bearer,
+    require_app,
+    require_user_or_operator,
+)
+from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, json_response
-from shared.http.schemas import POSITION_PATTERN, CommandPendingResponse, Since, Until, error
+from shared.http.schemas import (
+    POSITION_PATTERN,
+    CommandPendingResponse,
+    PendingResponse,
+    Since,
+    Until,
+    error,
+)
 
 ENTRY_COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledgerbus.dev/tracking/entries/commands")
 ENTRIES_PAGE_DEFAULT = 50
@@ -50,6 +67,7 @@ READ_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     401: error("missing_token, invalid_token or invalid_api_key."),
+    403: error("app_not_allowed: this app's key may not register entries."),
     404: error("Another user's id."),
     409: error("idempotency_key_reused: the key was used for another entry."),
     422: error("meta_data that does not fit its type, or user_id missing for an app."),
@@ -68,6 +86,10 @@ def _owner(writer: Writer, named: UUID | None) -> UUID:
         if named is not None and named != writer.user:
             raise not_found("user")
         return writer.user
+    if writer.app not in WRITING_APPS:
+        raise DomainHTTPError(
+            403, "app_not_allowed", "This app's key may not register tracking entries."
+        )
     if named is None:
         raise DomainHTTPError(
             422, "user_id_required", "An app registers entries for a user: send user_id."
@@ -85,8 +107,10 @@ async def register_entry(
 ) -> Response:  # fmt: skip
     user = _owner(writer, body.user_id)
     command = RegisterEntry(user_id=user, type=body.type, date=body.date, meta_data=body.meta_data)
+    # A key is the caller's: an app's one key names one entry, whichever user it was for.
+    caller = f"app:{writer.app}" if writer.app is not None else f"user:{user}"
     command_id = (
-        uuid5(ENTRY_COMMAND_NAMESPACE, f"{writer.app or ''}:{user}:{idempotency_key}")
+        uuid5(ENTRY_COMMAND_NAMESPACE, f"{caller}:{idempotency_key}")
         if idempotency_key is not None else uuid4()
     )  # fmt: skip
     envelope = CloudEvent(
@@ -94,22 +118,29 @@ async def register_entry(
         subject=str(user), time=utc_now(), data=command.model_dump(mode="json"),
     )  # fmt: skip
     response = await tracking.sender.send(str(user), envelope)
-    if idempotency_key is not None and not _answers(body, response):
+    if idempotency_key is not None and not _answers(body, user, response):
         raise DomainHTTPError(
             409, "idempotency_key_reused", "This Idempotency-Key registered another entry."
         )
     return response
 
 
-def _answers(body: EntryRequest, response: Response) -> bool:
+def _answers(body: EntryRequest, user: UUID, response: Response) -> bool:
     """Whether a stored answer is this request's entry (the same key may have come first with
     another body: the first entry stands, and this request is told so)."""
     if response.status_code != 201:
         return True
     stored = orjson.loads(bytes(response.body))
     asked = body.model_dump(mode="json")
-    same_date = body.date is None or datetime.fromisoformat(stored["date"]) == body.date
-    return stored["type"] == body.type and stored["meta_data"] == asked["meta_data"] and same_date
+    dated = datetime.fromisoformat(stored["date"])
+    if body.date is None:  # the first request left the date to the server, or it did not
+        same_date = dated == datetime.fromisoformat(stored["created_on"])
+    else:
+        same_date = dated == body.date
+    return (
+        stored["user_id"] == str(user) and stored["type"] == body.type
+        and stored["meta_data"] == asked["meta_data"] and same_date
+    )  # fmt: skip
 
 
 def _entry(row: Any) -> dict[str, Any]:
@@ -227,4 +258,48 @@ router.add_api_route(
     "/api/track/all/user/{user_id}", list_entries, methods=["GET"],
     summary="A user's entries (the seed's route; the type filter applies to entries)",
     response_model=EntriesResponse, responses=READ_ERRORS,
+)  # fmt: skip
+
+
+async def _command_reader(
+    request: Request,
+    api_key: Annotated[str | None, Depends(api_key_header)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str | None:
+    """The scope whose answers the caller reads: a user their own; the operator, or an app
+    allowed to write entries for its users, any."""
+    if token is None and api_key:
+        if await require_app(request, api_key) not in WRITING_APPS:
+            raise DomainHTTPError(403, "app_not_allowed", "This app's key may not read these.")
+        return None
+    reader = await require_user_or_operator(request, token)
+    return None if reader is None else str(reader)
+
+
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"description": "The answer (the entry)."},
+    202: {"model": PendingResponse, "description": "Not decided yet (or not the caller's)."},
+    401: error("missing_token, invalid_token or invalid_api_key."),
+    403: error("app_not_allowed."),
+    409: error("ambiguous_command_id: add ?source=."),
+}
+
+
+@router.get(
+    "/tracking/commands/{command_id}", summary="The answer a tracking command got, once decided",
+    responses=COMMAND_RESPONSES,
+)  # fmt: skip
+async def command_reply(
+    command_id: Annotated[Identifier, Path()],
+    scope: Annotated[str | None, Depends(_command_reader)],
+    tracking: TrackingDependencies,
+    source: Annotated[SourceText | None, Query(description="The command's source.")] = None,
+) -> Response:
+    return await stored_reply_response(tracking.replies, command_id, scope=scope, source=source)
+
+
+router.add_api_route(
+    "/commands/tracking/{command_id}", command_reply, methods=["GET"],
+    summary="The answer a tracking command got (the same route, under /commands)",
+    responses=COMMAND_RESPONSES,
 )  # fmt: skip
