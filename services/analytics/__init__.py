@@ -1,0 +1,1 @@
+"""Analytics: aggregates over the log, kept in Redis (ADR 0017)."""
