@@ -1,0 +1,1 @@
+"""Analytics adapters: the Redis aggregates."""
