@@ -37,6 +37,7 @@ from shared.observability.consumers import (
     consumer_report,
     partition_rows,
     partition_state,
+    report_names,
 )
 from shared.postgres.pool import connect
 from shared.settings import PlatformSettings
@@ -160,9 +161,9 @@ async def _check_consumers(
     """Lag is measured against the log as it was when the audit began, after waiting for it:
     records appended since are not lag; records older than the wait that are still not applied
     are a difference, named with why (halted, never claimed, no live owner, too slow)."""
-    for watch in watches:
+    for name, watch in zip(report_names(watches), watches, strict=True):
         state, _ = await consumer_report(live, lag, watch, ProgressMemory(), ends[watch])
-        report.consumers[watch.consumer] = state
+        report.consumers[name] = state
         for partition, item in state["partitions"].items():
             where = f"{watch.consumer} {watch.topic}[{partition}]"
             if item["halted"] is not None:

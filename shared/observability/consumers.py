@@ -121,6 +121,19 @@ async def consumer_report(
     return {"running": live, "lag": total, "partitions": partitions}, problems
 
 
+def report_names(watches: Sequence[ConsumerWatch]) -> list[str]:
+    """The name each watch is reported under: its consumer's, or, for a consumer that reads
+    several topics (a processor reacting to events), the consumer and the topic, so that no
+    topic's partitions hide another's."""
+    counts: dict[str, int] = {}
+    for watch in watches:
+        counts[watch.consumer] = counts.get(watch.consumer, 0) + 1
+    return [
+        watch.consumer if counts[watch.consumer] == 1 else f"{watch.consumer} {watch.topic}"
+        for watch in watches
+    ]
+
+
 async def consumers_check(
     pool: asyncpg.Pool,
     lag: LagReader,
@@ -130,8 +143,8 @@ async def consumers_check(
     """A readiness check: the report of every group, raising when any partition is not well."""
     report: dict[str, Any] = {}
     problems: list[str] = []
-    for watch in watches:
-        report[watch.consumer], found = await consumer_report(pool, lag, watch, memory)
+    for name, watch in zip(report_names(watches), watches, strict=True):
+        report[name], found = await consumer_report(pool, lag, watch, memory)
         problems += found
     if problems:
         raise ConsumersNotReadyError("; ".join(problems))

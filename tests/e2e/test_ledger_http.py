@@ -279,7 +279,12 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         # they do not count against readiness.
         running = {name for name, consumer in consumers.items() if consumer["running"]}
         assert running == {"ledger-processor", "ledger-projector"}
-        assert {"wallet-processor", "tracking-processor", "tracking-projector"} <= set(consumers)
+        assert {"wallet-processor", "tracking-projector"} <= set(consumers)
+        # A consumer of two topics is reported per topic, so neither hides the other.
+        assert {
+            f"tracking-processor {ledger.topic(topic)}"
+            for topic in ("tracking.commands", "tracking.events")
+        } <= set(consumers)
         assert all(
             state["owned"] and state["halted"] is None
             for name in running
