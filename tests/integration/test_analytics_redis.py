@@ -115,3 +115,20 @@ async def test_random_streams_in_random_batches_match_brute_force(
     assert summary.transaction_count == len(chosen)
     assert summary.credit == sum(c.amount for c in chosen if c.direction == "credit")
     assert summary.debit == sum(c.amount for c in chosen if c.direction == "debit")
+
+
+async def test_counters_of_ledger_and_tracking_events_add_up_once(
+    aggregates: RedisAggregates,
+) -> None:
+    owned, _ = await aggregates.claim("g1", "ledger.events", 0)
+    app = f"app-{uuid.uuid4().hex[:8]}"
+    events = [
+        AggregateEvent(
+            f"ledger:{app}:alice", sequence, "counters", "", None,
+            ((f"app:{app}", "entries", 1), (f"app:{app}", "credited", 10)),
+        )
+        for sequence in (1, 2, 3)
+    ]  # fmt: skip
+    await aggregates.apply_batch(owned, 0, 3, events)
+    await aggregates.apply_batch(owned, 3, 4, events[1:])  # a replayed tail: skipped
+    assert await aggregates.counters("g1", f"app:{app}") == {"entries": 3, "credited": 30}

@@ -8,7 +8,9 @@ Keys, under `<prefix><generation>:`:
 - `streams`: each stream's last applied sequence;
 - `user:<user id>`: the user's day buckets, fields `<day>:count`, `<day>:credit`, `<day>:debit`;
 - `records`: each recorded transaction's contribution (`user|day|direction|amount`), so an
-  amendment or a void takes back what the previous version added.
+  amendment or a void takes back what the previous version added;
+- `app:<app>` and `tracking:<user id>`: plain counters (ledger entries per app, tracking
+  entries per year and type), incremented by `counters` events.
 `<prefix>generation` names the live generation; its absence means Redis lost the data.
 """
 
@@ -66,6 +68,10 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
     local kind, key, text = event[3], event[4], event[5]
     if kind == 'movement' then
       contribute(text, 1)
+    elseif kind == 'counters' then
+      for _, counter in ipairs(event[6]) do
+        redis.call('HINCRBY', base .. counter[1], counter[2], counter[3])
+      end
     elseif kind == 'record' then
       local previous = redis.call('HGET', base .. 'records', key)
       if previous then contribute(previous, -1) end
@@ -96,12 +102,16 @@ class AggregateEvent:
     stream: str
     sequence: int
     kind: str
+    """`movement`, `record`, or `counters` (plain increments of named hash fields)."""
     key: str
     contribution: Contribution | None
+    counters: tuple[tuple[str, str, int], ...] = ()
+    """For `counters`: (hash key under the generation, field, increment)."""
 
     def encoded(self) -> list[Any]:
         text = "" if self.contribution is None else encode(self.contribution)
-        return [self.stream, self.sequence, self.kind, self.key, text]
+        return [self.stream, self.sequence, self.kind, self.key, text,
+                [list(counter) for counter in self.counters]]  # fmt: skip
 
 
 def encode(contribution: Contribution) -> str:
@@ -181,3 +191,7 @@ class RedisAggregates:
             day: Bucket(values.get("count", 0), values.get("credit", 0), values.get("debit", 0))
             for day, values in fields.items()
         }
+
+    async def counters(self, generation: str, key: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(f"{self.prefix}{generation}:{key}")
+        return {_text(name): int(value) for name, value in raw.items()}

@@ -9,6 +9,8 @@ settlements that refund nothing are not transactions.
 from typing import Any
 
 from services.analytics.domain.summary import Contribution
+from shared.contracts.ledger import EntryRecorded, EntryRejected
+from shared.contracts.tracking import EntryRegistered
 from shared.contracts.wallet import (
     TransactionAmended,
     TransactionRecorded,
@@ -52,3 +54,24 @@ def _movement(event: Any) -> Contribution | None:
     if isinstance(event, TransferSettled) and event.refunded:
         return Contribution(event.from_user_id, event.settled_at.date(), "credit", event.amount)
     return None
+
+
+Counter = tuple[str, str, int]
+
+
+def ledger_counters(event: EntryRecorded | EntryRejected) -> tuple[Counter, ...]:
+    """Per app: entries, the credits and debits they moved, and entries per operation."""
+    key = f"app:{event.app}"
+    if isinstance(event, EntryRejected):
+        return ((key, "rejected", 1),)
+    return (
+        (key, "entries", 1),
+        (key, "credited", max(event.amount, 0)),
+        (key, "debited", max(-event.amount, 0)),
+        (key, f"operation:{event.operation}", 1),
+    )
+
+
+def tracking_counters(event: EntryRegistered) -> tuple[Counter, ...]:
+    """Per user: entries per year and type."""
+    return ((f"tracking:{event.user_id}", f"{event.year}:{event.type}", 1),)
