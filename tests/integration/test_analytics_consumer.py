@@ -79,7 +79,7 @@ def consumer(
 ) -> AggregateConsumer:
     return AggregateConsumer(
         bootstrap=infrastructure.kafka_bootstrap_servers, group_id=group,
-        registries={topic: WALLET_EVENTS}, store=store, generation="g1",
+        registries={topic: WALLET_EVENTS}, store=store,
         session_timeout_milliseconds=SESSION_TIMEOUT_MILLISECONDS,
     )  # fmt: skip
 
@@ -129,5 +129,55 @@ async def test_a_replaced_consumer_resumes_from_redis_and_answers_the_same(
         expected = streams[user][1]
         summary = summarize(await store.buckets("g1", user))
         assert summary.transaction_count == len(expected)
+        assert summary.credit == sum(a for _, d, a in expected if d == "credit")
+        assert summary.debit == sum(a for _, d, a in expected if d == "debit")
+
+
+async def forget_everything(store: RedisAggregates) -> None:
+    """What a Redis restart without persistence does to the aggregates (this test's keys only,
+    since other tests share the server)."""
+    keys = [key async for key in store.redis.scan_iter(match=f"{store.prefix}*")]
+    await store.redis.delete(*keys)
+
+
+async def test_aggregates_lost_mid_stream_are_rebuilt_from_the_log(
+    store: RedisAggregates, infrastructure: Infrastructure
+) -> None:
+    topic = f"analytics-{uuid.uuid4().hex[:8]}.wallet.events"
+    await create_topics(infrastructure.kafka_bootstrap_servers, [TopicDefinition(topic, 2, 1)])
+    rng = random.Random(12)
+    users = [uuid.uuid4() for _ in range(2)]
+    streams = {user: wallet_events(user, rng) for user in users}
+    half = EVENTS_PER_USER // 2
+    first = [(str(u).encode(), v) for u in users for v in streams[u][0][:half]]
+    second = [(str(u).encode(), v) for u in users for v in streams[u][0][half:]]
+    await publish(infrastructure.kafka_bootstrap_servers, topic, first)
+    member = consumer(store, infrastructure, topic, f"analytics-{uuid.uuid4().hex[:8]}")
+    await member.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(member.run_until(stop))
+    try:
+
+        async def counted() -> int:
+            live = await store.generation()
+            if live is None:
+                return -1
+            counts = [summarize(await store.buckets(live, u)).transaction_count for u in users]
+            return sum(counts)
+
+        await eventually(counted, lambda n: n == len(first), "the first half counted", 60)
+        await forget_everything(store)
+        await publish(infrastructure.kafka_bootstrap_servers, topic, second)
+        await eventually(counted, lambda n: n == len(users) * EVENTS_PER_USER,
+                         "rebuilt from the log and switched", 60)  # fmt: skip
+    finally:
+        stop.set()
+        await runner
+        await member.stop()
+    live = await store.generation()
+    assert live is not None and live != "g1"  # a new generation, built from offset 0
+    for user in users:
+        expected = streams[user][1]
+        summary = summarize(await store.buckets(live, user))
         assert summary.credit == sum(a for _, d, a in expected if d == "credit")
         assert summary.debit == sum(a for _, d, a in expected if d == "debit")

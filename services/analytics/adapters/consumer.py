@@ -25,6 +25,7 @@ from services.analytics.adapters.redis_aggregates import (
     RedisAggregates,
 )
 from shared.contracts.registry import MessageRegistry, ParsedMessage
+from shared.kafka.log_end import LogEndProbe
 from shared.logs import get_logger
 
 FETCH_TIMEOUT_MILLISECONDS = 500
@@ -43,11 +44,13 @@ class Claimed:
 class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(
         self, *, bootstrap: str, group_id: str, registries: Mapping[str, MessageRegistry],
-        store: RedisAggregates, generation: str, session_timeout_milliseconds: int,
+        store: RedisAggregates, session_timeout_milliseconds: int,
     ) -> None:  # fmt: skip
+        self._bootstrap = bootstrap
         self._registries = dict(registries)
         self._store = store
-        self._generation = generation
+        self._generation = ""
+        """Chosen at start: the live generation, or the one being rebuilt."""
         self._claimed: dict[TopicPartition, Claimed] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
@@ -57,8 +60,13 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         )  # fmt: skip
 
     async def start(self) -> None:
+        self._generation = await self._store.writable_generation()
         self._consumer.subscribe(list(self._registries), listener=self)
         await self._consumer.start()
+
+    @property
+    def generation(self) -> str:
+        return self._generation
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -110,6 +118,8 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             logger.warning("analytics batch refused", reason=str(error))
             if "checkpoint_moved" in str(error):
                 await self._claim(partition)
+            elif "stale_generation" in str(error):
+                await self._restart_generation()
             else:
                 self._claimed.pop(partition, None)
             return 0
@@ -140,6 +150,36 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         except (KafkaError, AssertionError) as error:
             logger.debug("kafka offset commit skipped", error=repr(error))
 
+    async def _restart_generation(self) -> None:
+        """Redis lost the generation this member wrote: write the one being rebuilt (begun
+        now if need be), from its checkpoints, for every partition this member holds."""
+        self._generation = await self._store.writable_generation()
+        logger.warning("analytics rebuilds its aggregates", generation=self._generation)
+        for partition in list(self._claimed):
+            await self._claim(partition)
+
+    async def finish_rebuild_if_caught_up(self) -> bool:
+        """Once every partition of every topic is applied up to its log end in the generation
+        being built, make it the live one. True when the answers switched."""
+        if await self._store.generation() == self._generation:
+            return False
+        probe = LogEndProbe(self._bootstrap, client_id="analytics-log-end")
+        await probe.start()
+        try:
+            for topic in self._registries:
+                ends = await probe.end_offsets(await probe.partitions(topic))
+                for partition, end in ends.items():
+                    checkpoint = await self._store.checkpoint(
+                        self._generation, topic, partition.partition
+                    )
+                    if checkpoint < end:
+                        return False
+        finally:
+            await probe.stop()
+        return await self._store.finish_rebuild(self._generation)
+
     async def run_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.run_once()
+            applied = await self.run_once()
+            if applied == 0:
+                await self.finish_rebuild_if_caught_up()

@@ -11,14 +11,16 @@ Keys, under `<prefix><generation>:`:
   amendment or a void takes back what the previous version added;
 - `app:<app>` and `tracking:<user id>`: plain counters (ledger entries per app, tracking
   entries per year and type), incremented by `counters` events.
-`<prefix>generation` names the live generation; its absence means Redis lost the data.
+`<prefix>generation` names the live generation; its absence means Redis lost the data, and
+`<prefix>building` names the generation a rebuild writes from offset 0 until it has caught up
+and becomes the live one.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from redis.asyncio import Redis
@@ -31,7 +33,8 @@ APPLY_BATCH = """
 local prefix, generation = ARGV[1], ARGV[2]
 local topic, partition, epoch = ARGV[3], ARGV[4], ARGV[5]
 local expected, next_offset = ARGV[6], ARGV[7]
-if redis.call('GET', prefix .. 'generation') ~= generation then
+if redis.call('GET', prefix .. 'generation') ~= generation
+    and redis.call('GET', prefix .. 'building') ~= generation then
   return {'stale_generation'}
 end
 local base = prefix .. generation .. ':'
@@ -87,6 +90,17 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
 end
 redis.call('SET', base .. 'checkpoint:' .. where, next_offset)
 return {'ok', tostring(applied), tostring(skipped)}
+"""
+
+
+FINISH_REBUILD = """
+local prefix, building = ARGV[1], ARGV[2]
+if redis.call('GET', prefix .. 'building') ~= building then
+  return 0
+end
+redis.call('SET', prefix .. 'generation', building)
+redis.call('DEL', prefix .. 'building')
+return 1
 """
 
 
@@ -156,6 +170,23 @@ class RedisAggregates:
         """Make `generation` the live one (a rebuild switches once it has caught up)."""
         await self.redis.set(f"{self.prefix}generation", generation)
 
+    async def writable_generation(self) -> str:
+        """The generation to write: the live one, or else the one being rebuilt (begun now,
+        under a new name, when Redis holds neither: it lost its data, or never had any)."""
+        live = await self.generation()
+        if live is not None:
+            return live
+        await self.redis.set(f"{self.prefix}building", f"g-{uuid4().hex}", nx=True)
+        building = await self.redis.get(f"{self.prefix}building")
+        assert building is not None, "set above unless another consumer set it first"
+        return _text(building)
+
+    async def finish_rebuild(self, building: str) -> bool:
+        """Switch the answers to `building` once it has caught up; False if it is not the
+        generation being built (another consumer switched it already, or Redis lost it)."""
+        switched = await self.redis.eval(FINISH_REBUILD, 0, self.prefix, building)
+        return bool(switched)
+
     async def claim(self, generation: str, topic: str, partition: int) -> tuple[Ownership, int]:
         """Become the partition's owner: a new epoch (fencing the previous owner) and the
         checkpoint to resume from."""
@@ -195,3 +226,7 @@ class RedisAggregates:
     async def counters(self, generation: str, key: str) -> dict[str, int]:
         raw = await self.redis.hgetall(f"{self.prefix}{generation}:{key}")
         return {_text(name): int(value) for name, value in raw.items()}
+
+    async def checkpoint(self, generation: str, topic: str, partition: int) -> int:
+        value = await self.redis.get(f"{self.prefix}{generation}:checkpoint:{topic}:{partition}")
+        return int(value or 0)
