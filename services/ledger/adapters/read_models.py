@@ -1,6 +1,5 @@
 """Reads for the gateway: balances, entries and the projector's checkpoints."""
 
-from collections.abc import Mapping
 from uuid import UUID
 
 import asyncpg
@@ -53,12 +52,3 @@ class LedgerReads:
             owner_id,
         )
         return None if value is None else int(value)
-
-    async def checkpoints(self) -> Mapping[int, int]:
-        rows = await self._pool.fetch(
-            "SELECT partition, next_offset FROM ledger.checkpoints"
-            " WHERE consumer = $1 AND topic = $2",
-            PROJECTOR_NAME,
-            self._events_topic,
-        )
-        return {row["partition"]: row["next_offset"] for row in rows}

@@ -1,20 +1,16 @@
 """Queries on the tracking read models, for the gateway's routes (never for decisions)."""
 
-from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from services.tracking.settings import PROJECTOR_NAME
-
 ENTRY_COLUMNS = "id, user_id, type, date, year, meta_data, created_on, position"
 
 
 class TrackingReads:
-    def __init__(self, pool: asyncpg.Pool, events_topic: str) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._events_topic = events_topic
 
     async def entry(self, entry_id: UUID) -> asyncpg.Record | None:
         return await self._pool.fetchrow(
@@ -48,11 +44,3 @@ class TrackingReads:
                 user_id, year,
             )
         )  # fmt: skip
-
-    async def checkpoints(self) -> Mapping[int, int]:
-        rows = await self._pool.fetch(
-            "SELECT partition, next_offset FROM tracking.checkpoints"
-            " WHERE consumer = $1 AND topic = $2",
-            PROJECTOR_NAME, self._events_topic,
-        )  # fmt: skip
-        return {row["partition"]: row["next_offset"] for row in rows}

@@ -1,6 +1,5 @@
 """Queries on the wallet's read models, for the gateway's routes (never for decisions)."""
 
-from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -100,11 +99,3 @@ class WalletReads:
                 user_id, date, transaction_id, limit, include_voided,
             )
         )  # fmt: skip
-
-    async def checkpoints(self) -> Mapping[int, int]:
-        rows = await self._pool.fetch(
-            "SELECT partition, next_offset FROM wallet.checkpoints"
-            " WHERE consumer = $1 AND topic = $2",
-            PROJECTOR_NAME, self._events_topic,
-        )  # fmt: skip
-        return {row["partition"]: row["next_offset"] for row in rows}

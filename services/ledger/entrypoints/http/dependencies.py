@@ -13,17 +13,24 @@ from services.ledger.settings import (
     COMMANDS_TOPIC,
     EVENTS_TOPIC,
     PROCESSOR_NAME,
+    PROJECTOR_NAME,
     SCHEMA,
     LedgerSettings,
     load_catalogs,
 )
-from shared.engine.inbox import ReplyReader, replies_channel
-from shared.http.commands import GATEWAY_SOURCE, CommandSender, ReplyWaiter
+from shared.engine.inbox import ReplyReader
+from shared.http.commands import CommandSender
 from shared.http.gateway_context import GatewayContext
 from shared.http.read_positions import ReadPositions
+from shared.http.service_wiring import ServiceTopics, commands_and_reads
 from shared.read_cache import ReadCache
 from shared.settings import PlatformSettings
 from shared.waiters import CheckpointWatcher
+
+LEDGER_TOPICS = ServiceTopics(
+    "ledger", SCHEMA, PROCESSOR_NAME, PROJECTOR_NAME, COMMANDS_TOPIC, EVENTS_TOPIC,
+    POSITIONS_CHANNEL,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,34 +61,11 @@ def configure(settings: PlatformSettings) -> Callable[[GatewayContext], Awaitabl
     catalogs = load_catalogs(LedgerSettings().ledger_catalog_file)
 
     async def open_ledger(context: GatewayContext) -> None:
-        events_partitions = len(await context.lag.end_offsets(settings.topic(EVENTS_TOPIC)))
-        context.app.state.ledger = _ledger_http(context, catalogs, events_partitions)
+        shared = await commands_and_reads(context, LEDGER_TOPICS)
+        context.app.state.ledger = LedgerHttp(
+            catalogs=catalogs, reads=LedgerReads(context.pool, settings.topic(EVENTS_TOPIC)),
+            replies=shared.replies, sender=shared.sender, checkpoints=shared.checkpoints,
+            events_partitions=shared.events_partitions, positions=shared.positions,
+        )  # fmt: skip
 
     return open_ledger
-
-
-def _ledger_http(context: GatewayContext, catalogs: Catalogs, events_partitions: int) -> LedgerHttp:
-    """Build the routes' dependencies; subscribes to the ledger's channels on the hub."""
-    settings, pool, hub = context.settings, context.pool, context.hub
-    reads = LedgerReads(pool, settings.topic(EVENTS_TOPIC))
-    replies = ReplyReader(pool, SCHEMA, PROCESSOR_NAME)
-    waiter = ReplyWaiter(hub, replies_channel(SCHEMA), replies, GATEWAY_SOURCE)
-    sender = CommandSender(
-        service="ledger", publisher=context.publisher, waiter=waiter,
-        topic=settings.topic(COMMANDS_TOPIC),
-        timeout_seconds=settings.ledgerbus_command_timeout_seconds,
-    )  # fmt: skip
-    checkpoints = CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints)
-    positions = ReadPositions(
-        "ledger read model", checkpoints, context.lag, settings.topic(EVENTS_TOPIC),
-        EVENTS_TOPIC, events_partitions,
-    )  # fmt: skip
-    return LedgerHttp(
-        catalogs=catalogs,
-        reads=reads,
-        replies=replies,
-        sender=sender,
-        checkpoints=checkpoints,
-        events_partitions=events_partitions,
-        positions=positions,
-    )

@@ -30,8 +30,8 @@ from shared.http.auth import API_KEY_SECURITY, AppOrOperator, CallingApp, app_fo
 from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, encode_json, json_response
 from shared.http.schemas import (
-    POSITION_PATTERN,
     CommandPendingResponse,
+    MinPosition,
     PendingResponse,
     error,
 )
@@ -43,13 +43,6 @@ ENTRIES_PAGE_MAX = 500
 
 router = APIRouter(tags=["credit ledger"])
 OwnerId = Annotated[PathIdentifier, Path(description="The owner's id within the calling app.")]
-MinPosition = Annotated[
-    str | None,
-    Query(
-        pattern=POSITION_PATTERN,
-        description="Wait (up to 5 s, then 504) until the read model has applied this position.",
-    ),
-]
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: error("missing_api_key or invalid_api_key."),
     422: error("An invalid owner id, position or parameter (FastAPI's shape plus `code`)."),

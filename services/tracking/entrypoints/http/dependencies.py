@@ -8,13 +8,24 @@ from fastapi import Depends, Request
 
 from services.tracking.adapters.read_models import TrackingReads
 from services.tracking.projections.tracking_view import POSITIONS_CHANNEL
-from services.tracking.settings import COMMANDS_TOPIC, EVENTS_TOPIC, PROCESSOR_NAME, SCHEMA
-from shared.engine.inbox import ReplyReader, replies_channel
-from shared.http.commands import GATEWAY_SOURCE, CommandSender, ReplyWaiter
+from services.tracking.settings import (
+    COMMANDS_TOPIC,
+    EVENTS_TOPIC,
+    PROCESSOR_NAME,
+    PROJECTOR_NAME,
+    SCHEMA,
+)
+from shared.engine.inbox import ReplyReader
+from shared.http.commands import CommandSender
 from shared.http.gateway_context import GatewayContext
 from shared.http.read_positions import ReadPositions
+from shared.http.service_wiring import ServiceTopics, commands_and_reads
 from shared.settings import PlatformSettings
-from shared.waiters import CheckpointWatcher
+
+TRACKING_TOPICS = ServiceTopics(
+    "tracking", SCHEMA, PROCESSOR_NAME, PROJECTOR_NAME, COMMANDS_TOPIC, EVENTS_TOPIC,
+    POSITIONS_CHANNEL,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,25 +48,10 @@ TrackingDependencies = Annotated[TrackingHttp, Depends(_tracking)]
 
 def configure(settings: PlatformSettings) -> Callable[[GatewayContext], Awaitable[None]]:
     async def open_tracking_http(context: GatewayContext) -> None:
-        partitions = len(await context.lag.end_offsets(settings.topic(EVENTS_TOPIC)))
-        context.app.state.tracking = _tracking_http(context, partitions)
+        shared = await commands_and_reads(context, TRACKING_TOPICS)
+        context.app.state.tracking = TrackingHttp(
+            reads=TrackingReads(context.pool), replies=shared.replies, sender=shared.sender,
+            positions=shared.positions,
+        )  # fmt: skip
 
     return open_tracking_http
-
-
-def _tracking_http(context: GatewayContext, events_partitions: int) -> TrackingHttp:
-    settings, pool, hub = context.settings, context.pool, context.hub
-    reads = TrackingReads(pool, settings.topic(EVENTS_TOPIC))
-    replies = ReplyReader(pool, SCHEMA, PROCESSOR_NAME)
-    waiter = ReplyWaiter(hub, replies_channel(SCHEMA), replies, GATEWAY_SOURCE)
-    sender = CommandSender(
-        service="tracking", publisher=context.publisher, waiter=waiter,
-        topic=settings.topic(COMMANDS_TOPIC),
-        timeout_seconds=settings.ledgerbus_command_timeout_seconds,
-    )  # fmt: skip
-    checkpoints = CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints)
-    positions = ReadPositions(
-        "tracking read model", checkpoints, context.lag, settings.topic(EVENTS_TOPIC),
-        EVENTS_TOPIC, events_partitions,
-    )  # fmt: skip
-    return TrackingHttp(reads=reads, replies=replies, sender=sender, positions=positions)

@@ -5,7 +5,7 @@ A user reaches only their own entries; an app backend writes for its users with 
 operator reads everything. Another user's ids answer 404, as if they did not exist.
 """
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -38,11 +38,13 @@ from shared.http.auth import (
 from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, json_response
 from shared.http.schemas import (
-    POSITION_PATTERN,
     CommandPendingResponse,
+    MinPosition,
     PendingResponse,
     Since,
     Until,
+    day_after,
+    day_start,
     error,
 )
 
@@ -52,13 +54,6 @@ ENTRIES_PAGE_MAX = 500
 YEAR_MIN, YEAR_MAX = 1, 9999
 
 router = APIRouter(tags=["tracking"])
-MinPosition = Annotated[
-    str | None,
-    Query(
-        pattern=POSITION_PATTERN,
-        description="Wait (up to 5 s, then 504) until the read model has applied this position.",
-    ),
-]
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: error("missing_token, invalid_token or invalid_operator_token."),
     404: error("Not found, or not this user's."),
@@ -191,7 +186,7 @@ async def list_entries(  # noqa: PLR0917 (FastAPI reads parameters by name)
     await tracking.positions.wait_for(min_position)
     cursor = await _cursor(tracking, user_id, before)
     rows = await tracking.reads.entries(
-        user_id, entry_type=entry_type, since=_day_start(since), until=_day_after(until),
+        user_id, entry_type=entry_type, since=day_start(since), until=day_after(until),
         before=cursor, limit=limit,
     )  # fmt: skip
     entries = [_entry(row) for row in rows]
@@ -208,17 +203,6 @@ async def _cursor(
     if row is None or row["user_id"] != user_id:
         raise DomainHTTPError(422, "unknown_cursor", "`before` is not one of this user's entries.")
     return row["date"], row["id"]
-
-
-def _day_start(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
-
-
-def _day_after(day: date | None) -> datetime | None:
-    """The exclusive end of an inclusive last day (none past the last representable day)."""
-    if day is None or day == date.max:
-        return None
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 @router.get(

@@ -4,7 +4,6 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Header
 from pydantic import ConfigDict, Field, field_validator
 
 from shared.contracts.base import ContractModel
@@ -15,15 +14,15 @@ from shared.contracts.tracking import (
     MetaData,
     meta_data_of_its_type,
 )
+from shared.http.schemas import idempotency_key_header
 
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key", min_length=1, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="A retry with the same key answers the first outcome (the same entry).",
+    idempotency_key_header(
+        "A retry with the same key and body answers the first outcome (the same entry);"
+        " another body answers 409."
     ),
-]  # fmt: skip
+]
 
 
 def _typed_variants(schema: dict[str, Any]) -> None:

@@ -15,17 +15,24 @@ from services.wallet.settings import (
     EVENTS_TOPIC,
     POSITIONS_CHANNEL,
     PROCESSOR_NAME,
+    PROJECTOR_NAME,
     SCHEMA,
 )
 from shared.crypto.sealing import seal
-from shared.engine.inbox import ReplyReader, replies_channel
-from shared.http.commands import GATEWAY_SOURCE, CommandSender, ReplyWaiter
+from shared.engine.inbox import ReplyReader
+from shared.http.commands import CommandSender
 from shared.http.errors import DomainHTTPError
 from shared.http.gateway_context import GatewayContext
 from shared.http.read_positions import ReadPositions
+from shared.http.service_wiring import ServiceTopics, commands_and_reads
 from shared.http.user_tokens import UserTokens
 from shared.settings import PlatformSettings
 from shared.waiters import CheckpointWatcher
+
+WALLET_TOPICS = ServiceTopics(
+    "wallet", SCHEMA, PROCESSOR_NAME, PROJECTOR_NAME, COMMANDS_TOPIC, EVENTS_TOPIC,
+    POSITIONS_CHANNEL,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,30 +69,13 @@ WalletDependencies = Annotated[WalletHttp, Depends(_wallet)]
 
 def configure(settings: PlatformSettings) -> Callable[[GatewayContext], Awaitable[None]]:
     async def open_wallet_http(context: GatewayContext) -> None:
-        partitions = len(await context.lag.end_offsets(settings.topic(EVENTS_TOPIC)))
-        context.app.state.wallet = _wallet_http(context, partitions)
+        shared = await commands_and_reads(context, WALLET_TOPICS)
+        context.app.state.wallet = WalletHttp(
+            identity=IdentityStore(context.pool), pins=PinHasher(settings.pin_pepper),
+            tokens=UserTokens(settings.jwt_secret),
+            reads=WalletReads(context.pool, settings.topic(EVENTS_TOPIC)),
+            replies=shared.replies, sender=shared.sender, checkpoints=shared.checkpoints,
+            positions=shared.positions,
+        )  # fmt: skip
 
     return open_wallet_http
-
-
-def _wallet_http(context: GatewayContext, events_partitions: int) -> WalletHttp:
-    """Build the routes' dependencies; subscribes to the wallet's channels on the hub."""
-    settings, pool, hub = context.settings, context.pool, context.hub
-    reads = WalletReads(pool, settings.topic(EVENTS_TOPIC))
-    replies = ReplyReader(pool, SCHEMA, PROCESSOR_NAME)
-    waiter = ReplyWaiter(hub, replies_channel(SCHEMA), replies, GATEWAY_SOURCE)
-    sender = CommandSender(
-        service="wallet", publisher=context.publisher, waiter=waiter,
-        topic=settings.topic(COMMANDS_TOPIC),
-        timeout_seconds=settings.ledgerbus_command_timeout_seconds,
-    )  # fmt: skip
-    checkpoints = CheckpointWatcher(hub, POSITIONS_CHANNEL, reads.checkpoints)
-    positions = ReadPositions(
-        "wallet read model", checkpoints, context.lag, settings.topic(EVENTS_TOPIC),
-        EVENTS_TOPIC, events_partitions,
-    )  # fmt: skip
-    return WalletHttp(
-        identity=IdentityStore(pool), pins=PinHasher(settings.pin_pepper),
-        tokens=UserTokens(settings.jwt_secret), reads=reads, replies=replies, sender=sender,
-        checkpoints=checkpoints, positions=positions,
-    )  # fmt: skip

@@ -24,7 +24,6 @@ from services.wallet.entrypoints.http.schemas import (
 )
 from services.wallet.entrypoints.http.wallet_routes import (
     USER_ERRORS,
-    MinPosition,
     _opened,
     not_found,
 )
@@ -41,7 +40,7 @@ from shared.contracts.wallet import (
 from shared.http.auth import CurrentUser
 from shared.http.commands import GATEWAY_SOURCE
 from shared.http.errors import DomainHTTPError, json_response
-from shared.http.schemas import CommandPendingResponse, error
+from shared.http.schemas import CommandPendingResponse, MinPosition, error
 
 RECORD_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledgerbus.dev/wallet/recorded")
 RECORDS_PAGE_DEFAULT = 50

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import Header
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -31,12 +30,9 @@ from shared.contracts.base import (
 )
 from shared.contracts.wallet import AMOUNT_MAX_PAISA, TransactionType
 from shared.crypto.sealing import PLAINTEXT_MAX_BYTES
-from shared.http.schemas import DATE_ONLY
+from shared.http.schemas import DATE_ONLY, idempotency_key_header
 
 NOTE_MAX_CHARACTERS = 200
-IDEMPOTENCY_KEY_MAX_CHARACTERS = 255
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
-"""Visible ASCII without spaces, as HTTP headers carry it safely (IETF Idempotency-Key)."""
 _FORBIDDEN = forbidden_character_class()
 VISIBLE_TEXT_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
 """Visible text: no forbidden character (ADR 0016), and not only whitespace."""
@@ -144,14 +140,12 @@ TransactionDate = Annotated[
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARACTERS,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="A fresh value per request, the same on every retry of it. Required for"
-        " transfers: the first outcome answers every retry with this key and body; another"
-        " body answers 409. Keys are kept for ever.",
+    idempotency_key_header(
+        "A fresh value per request, the same on every retry of it. Required for transfers: the"
+        " first outcome answers every retry with this key and body; another body answers 409."
+        " Keys are kept for ever."
     ),
-]  # fmt: skip
+]
 
 
 class RegisterRequest(ContractModel):

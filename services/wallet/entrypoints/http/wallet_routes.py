@@ -8,7 +8,7 @@ user's ids answer 404, as if they did not exist.
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Annotated, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -38,11 +38,13 @@ from shared.http.auth import CurrentUser, UserOrOperator
 from shared.http.commands import GATEWAY_SOURCE, stored_reply_response
 from shared.http.errors import DomainHTTPError, json_response
 from shared.http.schemas import (
-    POSITION_PATTERN,
     CommandPendingResponse,
+    MinPosition,
     PendingResponse,
     Since,
     Until,
+    day_after,
+    day_start,
     error,
 )
 from shared.kafka.producer import partition_for
@@ -53,13 +55,6 @@ MOVEMENTS_PAGE_MAX = 500
 TRANSFER_PENDING_RETRY_AFTER_SECONDS = 2
 
 router = APIRouter(tags=["wallet"])
-MinPosition = Annotated[
-    str | None,
-    Query(
-        pattern=POSITION_PATTERN,
-        description="Wait (up to 5 s, then 504) until the read model has applied this position.",
-    ),
-]
 USER_ERRORS: dict[int | str, dict[str, Any]] = {
     401: error("missing_token or invalid_token."),
     404: error("Not found, or not this user's."),
@@ -320,8 +315,7 @@ async def _movements(
         if before_sequence is None:
             raise DomainHTTPError(422, "unknown_cursor", "`before` is not one of your movements.")
     rows = await wallet.reads.movements(
-        user, limit, before_sequence, _day_start(since),
-        _day_start(until + timedelta(days=1)) if until is not None and until < date.max else None,
+        user, limit, before_sequence, day_start(since), day_after(until),
     )  # fmt: skip
     items = [
         {"id": str(row["movement_id"]), "kind": row["kind"], "direction": row["direction"],
@@ -332,10 +326,6 @@ async def _movements(
         for row in rows
     ]  # fmt: skip
     return items, (items[-1]["id"] if len(rows) == limit else None)
-
-
-def _day_start(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _text(value: UUID | None) -> str | None:
