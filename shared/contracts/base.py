@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -187,6 +188,38 @@ RequestedOperation = Annotated[
 ]
 """An operation as a command names it: any visible text, so that a name outside the catalog is
 decided (`unknown_operation`) by the processor rather than refused as malformed."""
+
+
+VISIBLE_TEXT_PATTERN = (
+    f"^[^{_character_class()}]*[^{_character_class()}\\s][^{_character_class()}]*$"
+)
+"""Visible text for schemas: no forbidden character (ADR 0016), and not only whitespace."""
+
+
+def visible_text(maximum_characters: int, maximum_bytes: int | None = None) -> Callable[[str], str]:
+    """A validator of visible text (a name, a note, a label): in NFC, without forbidden
+    characters, not blank, and within its bounds once normalised, since NFC can make a
+    string longer (U+1D160 becomes three characters of four bytes each)."""
+
+    def check(value: str) -> str:
+        normalised = unicodedata.normalize("NFC", value)
+        found = forbidden_character(normalised)
+        if found is not None:
+            raise ValueError(f"{found} is not allowed here")
+        if not normalised.strip():
+            raise ValueError("must not be blank")
+        too_long = len(normalised) > maximum_characters or (
+            maximum_bytes is not None and len(normalised.encode()) > maximum_bytes
+        )
+        if too_long:
+            bytes_bound = "" if maximum_bytes is None else f" and {maximum_bytes} bytes of UTF-8"
+            raise ValueError(
+                f"must be at most {maximum_characters} characters{bytes_bound} once normalised"
+                " (NFC)"
+            )
+        return normalised
+
+    return check
 
 
 def utc_now() -> datetime:

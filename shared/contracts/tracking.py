@@ -6,7 +6,6 @@ both keyed by the user id (ADR 0022).
 """
 
 import re
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -26,11 +25,11 @@ from pydantic import (
 
 from shared.contracts.base import (
     DECOMPOSED_INPUT_FACTOR,
+    VISIBLE_TEXT_PATTERN,
     ContractModel,
     Identifier,
     UtcDateTime,
-    forbidden_character,
-    forbidden_character_class,
+    visible_text,
 )
 from shared.contracts.registry import MessageKind, MessageRegistry, MessageType
 
@@ -47,20 +46,6 @@ EntryType = Literal["food", "workout", "sleep", "meditation"]
 ENTRY_TYPES: tuple[EntryType, ...] = ("food", "workout", "sleep", "meditation")
 
 
-def _label(value: str) -> str:
-    normalised = unicodedata.normalize("NFC", value)
-    found = forbidden_character(normalised)
-    if found is not None:
-        raise ValueError(f"{found} is not allowed here")
-    if not normalised.strip():
-        raise ValueError("must not be blank")
-    if len(normalised) > LABEL_MAX_CHARACTERS:
-        raise ValueError(f"at most {LABEL_MAX_CHARACTERS} characters once normalised to NFC")
-    return normalised
-
-
-_FORBIDDEN = forbidden_character_class()
-LABEL_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
 Label = Annotated[
     str,
     StringConstraints(min_length=1, max_length=LABEL_MAX_CHARACTERS * DECOMPOSED_INPUT_FACTOR),
@@ -69,10 +54,10 @@ Label = Annotated[
             "type": "string",
             "minLength": 1,
             "maxLength": LABEL_MAX_CHARACTERS,
-            "pattern": LABEL_PATTERN,
+            "pattern": VISIBLE_TEXT_PATTERN,
         }
     ),
-    AfterValidator(_label),
+    AfterValidator(visible_text(LABEL_MAX_CHARACTERS)),
 ]
 """Visible text such as `Breakfast` or `running`: no control, bidi or tag characters, in NFC."""
 

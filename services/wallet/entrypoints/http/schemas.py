@@ -5,7 +5,6 @@ a 422, never silently ignored. Amounts are integer paisa, strictly (a float is a
 """
 
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -23,18 +22,17 @@ from pydantic import (
 
 from services.wallet.domain.identity import EMAIL_MAX_CHARACTERS, NAME_MAX_CHARACTERS, is_email
 from shared.contracts.base import (
+    VISIBLE_TEXT_PATTERN,
     ContractModel,
     UtcDateTime,
-    forbidden_character,
     forbidden_character_class,
+    visible_text,
 )
 from shared.contracts.wallet import AMOUNT_MAX_PAISA, TransactionType
 from shared.crypto.sealing import PLAINTEXT_MAX_BYTES
 from shared.http.schemas import DATE_ONLY, idempotency_key_header
 
 NOTE_MAX_CHARACTERS = 200
-_FORBIDDEN = forbidden_character_class()
-VISIBLE_TEXT_PATTERN = f"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}\\s][^{_FORBIDDEN}]*$"
 """Visible text: no forbidden character (ADR 0016), and not only whitespace."""
 _LOCAL = forbidden_character_class("@\\s")
 _DOMAIN = forbidden_character_class("@\\s.")
@@ -50,25 +48,8 @@ def _text_schema(minimum: int, maximum: int, pattern: str) -> WithJsonSchema:
 
 
 def _visible_text(maximum: int) -> Callable[[str], str]:
-    """Visible text, NFC-normalised, still within `maximum` characters and the sealing bound
-    once normalised: NFC can make a string longer (U+1D160 becomes three characters of four
-    bytes each), and the limits hold for what is stored (found by review)."""
-
-    def check(value: str) -> str:
-        normalised = unicodedata.normalize("NFC", value)
-        found = forbidden_character(normalised)
-        if found is not None:
-            raise ValueError(f"{found} is not allowed here")
-        if not normalised.strip():
-            raise ValueError("must not be blank")
-        if len(normalised) > maximum or len(normalised.encode()) > PLAINTEXT_MAX_BYTES:
-            raise ValueError(
-                f"must be at most {maximum} characters and {PLAINTEXT_MAX_BYTES} bytes of"
-                " UTF-8 once normalised (NFC)"
-            )
-        return normalised
-
-    return check
+    """Visible text within `maximum` characters and the sealing bound once normalised."""
+    return visible_text(maximum, PLAINTEXT_MAX_BYTES)
 
 
 _visible_email = _visible_text(EMAIL_MAX_CHARACTERS)
@@ -133,6 +114,7 @@ Note = Annotated[
 Amount = Annotated[int, Strict(), Field(gt=0, le=AMOUNT_MAX_PAISA, examples=[2500])]
 TransactionDate = Annotated[
     UtcDateTime,
+    visible_text,
     BeforeValidator(_date_or_time),
     Field(examples=["2026-11-23T10:00:00Z", "2026-11-23"]),
 ]
