@@ -215,6 +215,10 @@ async def test_a_transient_error_retries_until_it_passes(harness: Harness) -> No
         await driver.stop()
 
 
+HEARTBEAT_SAMPLE_SECONDS = 0.1
+"""How often the test samples the owner's heartbeat age while a long batch runs."""
+
+
 class SlowWriter(RowWriter):
     """Holds its partition's lock (a batch in progress) for a while."""
 
@@ -248,7 +252,7 @@ async def test_heartbeats_go_on_while_a_long_batch_holds_the_partition(harness: 
             )
             if age is not None:
                 ages.append(float(age))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(HEARTBEAT_SAMPLE_SECONDS)  # sampling, not waiting
 
     watcher = asyncio.create_task(watch())
     try:
