@@ -14,6 +14,8 @@ async def migrate_all(dsn: str) -> list[str]:
     connection = await connect(dsn, application_name="ledgerbus-migrate")
     try:
         for service in services():
+            if service.schema is None or service.migrations is None:
+                continue  # it keeps nothing in PostgreSQL
             platform = await ensure_platform_tables(connection, service.schema)
             applied.extend(f"{service.schema}/platform/{name}" for name in platform)
             names = await migrate(connection, service.schema, service.migrations)

@@ -79,7 +79,7 @@ async def _run(process_name: str, settings: PlatformSettings, build: Builder) ->
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.request)
     worker = await build(settings, stop)
-    ops_server = _ops_server(worker, settings)
+    ops_server = build_ops_server(worker.readiness, settings)
     ops_task = asyncio.create_task(ops_server.serve()) if ops_server else None
     try:
         await worker.producer.start()
@@ -97,10 +97,11 @@ async def _run(process_name: str, settings: PlatformSettings, build: Builder) ->
     return EXIT_OK
 
 
-def _ops_server(worker: Worker, settings: PlatformSettings) -> uvicorn.Server | None:
+def build_ops_server(readiness: Readiness, settings: PlatformSettings) -> uvicorn.Server | None:
+    """`/health`, `/ready` and `/metrics` on the ops port (none when the port is 0)."""
     if settings.ledgerbus_ops_port == 0:
         return None
-    app = Starlette(routes=health_routes(worker.readiness))
+    app = Starlette(routes=health_routes(readiness))
     config = uvicorn.Config(
         app,
         host="0.0.0.0" if settings.is_production else "127.0.0.1",
@@ -119,6 +120,15 @@ class _OpsServer(uvicorn.Server):
         yield
 
 
+async def stop_ops_server(
+    ops_server: uvicorn.Server | None, ops_task: asyncio.Task[None] | None
+) -> None:
+    if ops_server is not None and ops_task is not None:
+        ops_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ops_task, STOP_STEP_TIMEOUT_SECONDS)
+
+
 async def _stop(
     worker: Worker, ops_server: uvicorn.Server | None, ops_task: asyncio.Task[None] | None
 ) -> None:
@@ -132,7 +142,4 @@ async def _stop(
             logger.warning(
                 "stop step failed", step=getattr(step, "__qualname__", "?"), error=repr(error)
             )
-    if ops_server is not None and ops_task is not None:
-        ops_server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ops_task, STOP_STEP_TIMEOUT_SECONDS)
+    await stop_ops_server(ops_server, ops_task)

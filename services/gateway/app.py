@@ -105,14 +105,16 @@ def _lifespan(settings: PlatformSettings, openers: list[Opener]):  # type: ignor
             lag = LagReader(settings.kafka_bootstrap_servers, client_id=f"{PROCESS_NAME}-lag")
             await lag.start()
             stack.push_async_callback(lag.stop)
+            redis = create_redis(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
             hub = NotificationHub(settings.postgres_dsn, application_name=f"{PROCESS_NAME}-listen")
-            context = GatewayContext(app, settings, pool, hub, BrokerCommandPublisher(broker), lag)
+            context = GatewayContext(
+                app, settings, pool, hub, BrokerCommandPublisher(broker), lag, redis
+            )
             for opener in openers:
                 await opener(context)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            redis = create_redis(settings.redis_url)
-            stack.push_async_callback(redis.aclose)
             app.state.credentials = Credentials(settings.app_keys, settings.admin_token)
             app.state.user_tokens = UserTokens(settings.jwt_secret)
             app.state.pool, app.state.broker, app.state.redis, app.state.lag = (
@@ -124,11 +126,14 @@ def _lifespan(settings: PlatformSettings, openers: list[Opener]):  # type: ignor
 
 
 def consumer_watches(settings: PlatformSettings) -> list[ConsumerWatch]:
-    """Every consumer group of every service, as readiness and the audit watch them."""
+    """Every consumer group whose checkpoints live in PostgreSQL, as readiness and the audit
+    watch them (the analytics aggregator's live in Redis: `analytics_check` reads those)."""
     return [
         ConsumerWatch(service.schema, process.name, settings.topic(topic))
         for service in services()
+        if service.schema is not None
         for process in service.processes
+        if process.role.checkpoints_in_postgres
         for topic in process.consumes
     ]
 

@@ -18,6 +18,13 @@ class ProcessRole(StrEnum):
     """Decides commands (and reacts to events) on a partition owner."""
     PROJECTOR = "projector"
     """Folds events into read models on a partition owner."""
+    AGGREGATOR = "aggregator"
+    """Folds events into Redis aggregates; its checkpoints live in Redis beside them (ADR 0017),
+    so PostgreSQL readiness watches and the audit's lag tables do not apply to it."""
+
+    @property
+    def checkpoints_in_postgres(self) -> bool:
+        return self is not ProcessRole.AGGREGATOR
 
 
 def load(reference: str) -> Any:
@@ -59,8 +66,9 @@ class HttpDescriptor:
 @dataclass(frozen=True, slots=True)
 class ServiceDescriptor:
     name: str
-    schema: str
-    migrations: Path
+    schema: str | None
+    """Its PostgreSQL schema; None for a service that keeps nothing there (analytics)."""
+    migrations: Path | None
     processes: tuple[ProcessDescriptor, ...]
     topics: tuple[TopicDescriptor, ...]
     http: HttpDescriptor | None = None
@@ -77,4 +85,11 @@ class ServiceDescriptor:
         # The schema's applied events belong to its one projector, and a rebuild swaps them
         # whole: a second projector in one schema would need a table of its own (ADR 0015).
         assert len(projectors) <= 1, f"{self.name}: one projector per service schema"
-        assert self.migrations.is_dir(), f"{self.name}: {self.migrations} is not a folder"
+        if self.schema is None:
+            assert self.migrations is None, f"{self.name}: migrations need a schema"
+            assert all(not p.role.checkpoints_in_postgres for p in self.processes), (
+                f"{self.name}: a process with PostgreSQL checkpoints needs a schema"
+            )
+        else:
+            assert self.migrations is not None, f"{self.name}: a schema needs its migrations"
+            assert self.migrations.is_dir(), f"{self.name}: {self.migrations} is not a folder"

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from shared.kafka.command_publisher import CommandPublisher
 from shared.kafka.lag import LagReader
@@ -21,3 +22,4 @@ class GatewayContext:
     publisher: CommandPublisher
     lag: LagReader
     """True log ends (partition counts, lag)."""
+    redis: Redis

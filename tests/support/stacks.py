@@ -18,9 +18,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
 
 from ledgerbus.registry import services
 from ledgerbus.stack import Stack, prepare, start_stack
+from services.analytics.settings import KEY_PREFIX_ROOT
 from shared.infra.process_group import ProcessGroup
 from shared.infra.provision import Infrastructure
 from shared.kafka.log_end import LogEndProbe
@@ -112,17 +114,48 @@ class LedgerStack:
         )
 
     async def wait_until_ready(self) -> None:
-        """Until every running processor and projector holds all the partitions it consumes."""
+        """Until every running processor and projector holds all the partitions it consumes,
+        and a running aggregator answers from a live generation it has claimed."""
         assert self.stack is not None, "the stack runs"
         running = set(self.stack.group.names())
         for service in services():
             for process in service.processes:
                 if process.name not in running:
                     continue
+                if service.schema is None:
+                    await self.wait_until_aggregating(process.consumes)
+                    continue
                 for topic in process.consumes:
                     await self.wait_until_owned(
                         process.name, topic, self.partitions_of(topic), schema=service.schema
                     )
+
+    @property
+    def analytics_prefix(self) -> str:
+        """Where this stack's analytics keys live in Redis (see services/analytics/settings)."""
+        return f"{KEY_PREFIX_ROOT}{self.environment['LEDGERBUS_TOPIC_PREFIX']}:"
+
+    async def wait_until_aggregating(self, topics: tuple[str, ...]) -> None:
+        """Until a live generation exists and every partition of `topics` is claimed in it."""
+        redis = Redis.from_url(self.environment["REDIS_URL"])
+        prefix = self.analytics_prefix
+
+        async def claimed() -> int:
+            live = await redis.get(f"{prefix}generation")
+            if live is None:
+                return -1
+            base = f"{prefix}{live.decode() if isinstance(live, bytes) else live}:epoch:"
+            names = [
+                f"{base}{self.topic(topic)}:{partition}"
+                for topic in topics
+                for partition in range(self.partitions_of(topic))
+            ]
+            return int(await redis.exists(*names)) - len(names)
+
+        try:
+            await eventually(claimed, lambda missing: missing == 0, "the aggregator to claim")
+        finally:
+            await redis.aclose()
 
     def partitions_of(self, topic: str) -> int:
         return self.topic_partitions.get(topic, PARTITIONS)

@@ -10,7 +10,9 @@ Keys, under `<prefix><generation>:`:
 - `records`: each recorded transaction's contribution (`user|day|direction|amount`), so an
   amendment or a void takes back what the previous version added;
 - `app:<app>` and `tracking:<user id>`: plain counters (ledger entries per app, tracking
-  entries per year and type), incremented by `counters` events.
+  entries per year and type), incremented by `counters` events;
+- `caught_up`: per partition, the last time (milliseconds) its owner had applied everything
+  the log held when it fetched; the smallest is the answers' `as_of`.
 `<prefix>generation` names the live generation; its absence means Redis lost the data, and
 `<prefix>building` names the generation a rebuild writes from offset 0 until it has caught up
 and becomes the live one.
@@ -25,6 +27,7 @@ from uuid import UUID, uuid4
 import orjson
 from redis.asyncio import Redis
 
+from services.analytics.adapters.redis_reads import day_buckets
 from services.analytics.domain.summary import Bucket, Contribution
 
 BATCH_EVENTS_MAX = 1_000
@@ -32,7 +35,7 @@ BATCH_EVENTS_MAX = 1_000
 APPLY_BATCH = """
 local prefix, generation = ARGV[1], ARGV[2]
 local topic, partition, epoch = ARGV[3], ARGV[4], ARGV[5]
-local expected, next_offset = ARGV[6], ARGV[7]
+local expected, next_offset, caught_up = ARGV[6], ARGV[7], ARGV[9]
 if redis.call('GET', prefix .. 'generation') ~= generation
     and redis.call('GET', prefix .. 'building') ~= generation then
   return {'stale_generation'}
@@ -89,6 +92,7 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
   end
 end
 redis.call('SET', base .. 'checkpoint:' .. where, next_offset)
+if caught_up ~= '' then redis.call('HSET', base .. 'caught_up', where, caught_up) end
 return {'ok', tostring(applied), tostring(skipped)}
 """
 
@@ -96,16 +100,56 @@ return {'ok', tostring(applied), tostring(skipped)}
 FINISH_REBUILD = """
 local prefix, building = ARGV[1], ARGV[2]
 if redis.call('GET', prefix .. 'building') ~= building then
-  return 0
+  return {0, ''}
 end
+local previous = redis.call('GET', prefix .. 'generation') or ''
 redis.call('SET', prefix .. 'generation', building)
 redis.call('DEL', prefix .. 'building')
-return 1
+return {1, previous}
+"""
+DROP_KEYS_PER_CALL = 500
+"""Keys unlinked per call when an old generation is deleted (a bounded pause for Redis)."""
+
+
+MARK_CAUGHT_UP = """
+local prefix, generation, at = ARGV[1], ARGV[2], ARGV[3]
+local base = prefix .. generation .. ':'
+local marked = 0
+for index = 4, #ARGV, 3 do
+  local where = ARGV[index] .. ':' .. ARGV[index + 1]
+  if redis.call('GET', base .. 'epoch:' .. where) == ARGV[index + 2] then
+    local known = tonumber(redis.call('HGET', base .. 'caught_up', where) or '0')
+    if tonumber(at) > known then
+      redis.call('HSET', base .. 'caught_up', where, at)
+      marked = marked + 1
+    end
+  end
+end
+return marked
+"""
+
+CLAIM = """
+local prefix, generation, where = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('GET', prefix .. 'generation') ~= generation
+    and redis.call('GET', prefix .. 'building') ~= generation then
+  return {'stale_generation'}
+end
+local base = prefix .. generation .. ':'
+local epoch = redis.call('INCR', base .. 'epoch:' .. where)
+redis.call('HSETNX', base .. 'caught_up', where, '0')
+return {epoch, redis.call('GET', base .. 'checkpoint:' .. where) or '0'}
 """
 
 
 class FencedError(RuntimeError):
-    """Another owner claimed the partition, or the generation changed: drop the batch."""
+    """Another owner claimed the partition, or the generation changed: drop the batch.
+
+    `reason` is `fenced` (a newer epoch owns it), `checkpoint_moved` (another owner went on)
+    or `stale_generation` (Redis no longer holds this generation as live or being built)."""
+
+    def __init__(self, reason: str, where: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +203,13 @@ class RedisAggregates:
     prefix: str
     _script: Any = field(default=None)
 
+    _mark: Any = field(default=None)
+    _claim: Any = field(default=None)
+
     def __post_init__(self) -> None:
         self._script = self.redis.register_script(APPLY_BATCH)
+        self._mark = self.redis.register_script(MARK_CAUGHT_UP)
+        self._claim = self.redis.register_script(CLAIM)
 
     async def generation(self) -> str | None:
         value = await self.redis.get(f"{self.prefix}generation")
@@ -181,47 +230,84 @@ class RedisAggregates:
         assert building is not None, "set above unless another consumer set it first"
         return _text(building)
 
+    async def begin_rebuild(self) -> str:
+        """Start building a new generation beside the live one (which keeps answering) and
+        return its name; a rebuild already under way is abandoned for this one."""
+        building = f"g-{uuid4().hex}"
+        await self.redis.set(f"{self.prefix}building", building)
+        return building
+
+    async def building(self) -> str | None:
+        value = await self.redis.get(f"{self.prefix}building")
+        return None if value is None else _text(value)
+
     async def finish_rebuild(self, building: str) -> bool:
         """Switch the answers to `building` once it has caught up; False if it is not the
         generation being built (another consumer switched it already, or Redis lost it)."""
-        switched = await self.redis.eval(FINISH_REBUILD, 0, self.prefix, building)
+        answer = await self.redis.eval(FINISH_REBUILD, 0, self.prefix, building)
+        switched, previous = int(answer[0]), _text(answer[1])
+        if switched and previous and previous != building:
+            await self.drop_generation(previous)
         return bool(switched)
+
+    async def drop_generation(self, generation: str) -> int:
+        """Delete a generation no answer reads any more (reads check the live one atomically);
+        the number of keys deleted."""
+        assert generation, "never the whole prefix"
+        dropped = 0
+        batch: list[Any] = []
+        async for key in self.redis.scan_iter(match=f"{self.prefix}{generation}:*", count=1_000):
+            batch.append(key)
+            if len(batch) >= DROP_KEYS_PER_CALL:
+                dropped += int(await self.redis.unlink(*batch))
+                batch = []
+        if batch:
+            dropped += int(await self.redis.unlink(*batch))
+        return dropped
 
     async def claim(self, generation: str, topic: str, partition: int) -> tuple[Ownership, int]:
         """Become the partition's owner: a new epoch (fencing the previous owner) and the
         checkpoint to resume from."""
-        base = f"{self.prefix}{generation}:"
-        epoch = int(await self.redis.incr(f"{base}epoch:{topic}:{partition}"))
-        checkpoint = await self.redis.get(f"{base}checkpoint:{topic}:{partition}")
-        return Ownership(generation, topic, partition, epoch), int(checkpoint or 0)
+        answer = await self._claim(args=[self.prefix, generation, f"{topic}:{partition}"])
+        if len(answer) == 1:
+            raise FencedError("stale_generation", f"{topic}[{partition}]")
+        epoch, checkpoint = int(answer[0]), int(answer[1])
+        return Ownership(generation, topic, partition, epoch), checkpoint
 
     async def apply_batch(
         self, owned: Ownership, expected: int, next_offset: int,
-        events: Sequence[AggregateEvent],
+        events: Sequence[AggregateEvent], caught_up_milliseconds: int | None = None,
     ) -> BatchResult:  # fmt: skip
-        """Apply a batch that moves the checkpoint from `expected` to `next_offset`."""
+        """Apply a batch that moves the checkpoint from `expected` to `next_offset`; with
+        `caught_up_milliseconds`, the batch ended at the log end seen by a fetch begun then."""
         assert len(events) <= BATCH_EVENTS_MAX, "a batch is bounded"
         assert next_offset >= expected, "a checkpoint only moves forward"
         payload = orjson.dumps([event.encoded() for event in events]).decode()
         answer = await self._script(
             args=[self.prefix, owned.generation, owned.topic, owned.partition, owned.epoch,
-                  expected, next_offset, payload]
+                  expected, next_offset, payload,
+                  "" if caught_up_milliseconds is None else caught_up_milliseconds]
         )  # fmt: skip
         status = _text(answer[0])
         if status != "ok":
-            raise FencedError(f"{owned.topic}[{owned.partition}]: {status}")
+            raise FencedError(status, f"{owned.topic}[{owned.partition}]")
         return BatchResult(int(answer[1]), int(answer[2]))
+
+    async def mark_caught_up(self, owned: Sequence[Ownership], at_milliseconds: int) -> int:
+        """Record that these partitions held everything the log had at `at_milliseconds`
+        (each only while its epoch is still the owner's); how many moved forward."""
+        if not owned:
+            return 0
+        generation = owned[0].generation
+        assert all(item.generation == generation for item in owned), "one generation a call"
+        arguments: list[Any] = [self.prefix, generation, at_milliseconds]
+        for item in owned:
+            arguments += [item.topic, item.partition, item.epoch]
+        return int(await self._mark(args=arguments))
 
     async def buckets(self, generation: str, user_id: UUID) -> dict[date, Bucket]:
         raw = await self.redis.hgetall(f"{self.prefix}{generation}:user:{user_id}")
-        fields: dict[date, dict[str, int]] = {}
-        for name, value in raw.items():
-            day, _, measure = _text(name).partition(":")
-            fields.setdefault(date.fromisoformat(day), {})[measure] = int(value)
-        return {
-            day: Bucket(values.get("count", 0), values.get("credit", 0), values.get("debit", 0))
-            for day, values in fields.items()
-        }
+        return day_buckets({_text(name): _text(value) for name, value in raw.items()})
 
     async def counters(self, generation: str, key: str) -> dict[str, int]:
         raw = await self.redis.hgetall(f"{self.prefix}{generation}:{key}")

@@ -1,0 +1,125 @@
+"""Reading the analytics aggregates for an answer: one script call returns the live generation,
+the hash asked for under it and every partition's caught-up time, so an answer never mixes two
+generations (a rebuild switches them, and the old one is then deleted).
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.analytics.domain.summary import Bucket
+
+READ = """
+local prefix, suffix = ARGV[1], ARGV[2]
+local generation = redis.call('GET', prefix .. 'generation')
+if not generation then
+  return {false, redis.call('GET', prefix .. 'building') or false}
+end
+local base = prefix .. generation .. ':'
+return {generation, redis.call('HGETALL', base .. suffix), redis.call('HVALS', base .. 'caught_up')}
+"""
+
+CHECKPOINTS = """
+local prefix, topic, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local generation = redis.call('GET', prefix .. 'generation')
+if not generation then return false end
+local found = {}
+for partition = 0, count - 1 do
+  found[#found + 1] = redis.call('GET', prefix .. generation .. ':checkpoint:' .. topic .. ':'
+    .. partition) or '0'
+end
+return found
+"""
+
+POSITION_POLL_SECONDS = 0.025
+"""How often a read that waits for a position looks at the checkpoints again."""
+
+
+class NotLiveError(RuntimeError):
+    """Redis holds no live generation: it lost its data and a rebuild is under way (or no
+    aggregator ever ran). Answers wait for the rebuild rather than show wrong numbers."""
+
+    def __init__(self, building: bool) -> None:
+        super().__init__("rebuilding" if building else "no_generation")
+        self.building = building
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    fields: dict[str, str]
+    as_of: datetime
+
+
+def _as_of(values: list[Any]) -> datetime:
+    """The newest time at which every partition had applied all the log held."""
+    smallest = min((int(_text(value)) for value in values), default=0)
+    return datetime.fromtimestamp(smallest / 1000, tz=UTC)
+
+
+@dataclass(slots=True)
+class AnalyticsReads:
+    redis: Redis
+    prefix: str
+    _read: Any = field(default=None)
+    _checkpoints: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        self._read = self.redis.register_script(READ)
+        self._checkpoints = self.redis.register_script(CHECKPOINTS)
+
+    async def read(self, suffix: str) -> Read:
+        """The hash `suffix` of the live generation, and the answers' `as_of`."""
+        answer = await self._read(args=[self.prefix, suffix])
+        if answer[0] is None:
+            raise NotLiveError(building=answer[1] is not None)
+        flat = [_text(item) for item in answer[1]]
+        fields = dict(zip(flat[0::2], flat[1::2], strict=True))
+        return Read(fields, _as_of(answer[2]))
+
+    async def buckets(self, user_id: str) -> tuple[dict[date, Bucket], datetime]:
+        read = await self.read(f"user:{user_id}")
+        return day_buckets(read.fields), read.as_of
+
+    async def counters(self, suffix: str) -> tuple[dict[str, int], datetime]:
+        read = await self.read(suffix)
+        return {name: int(value) for name, value in read.fields.items()}, read.as_of
+
+    async def checkpoints(self, topic: str, partitions: int) -> dict[int, int]:
+        answer = await self._checkpoints(args=[self.prefix, topic, partitions])
+        if answer is None:
+            raise NotLiveError(building=False)
+        return {partition: int(value) for partition, value in enumerate(answer)}
+
+    async def wait_for(
+        self, topic: str, partitions: int, wanted: Mapping[int, int], timeout_seconds: float
+    ) -> bool:
+        """Whether every wanted partition's checkpoint passed its offset within the time."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            known = await self.checkpoints(topic, partitions)
+            if all(known.get(partition, 0) > offset for partition, offset in wanted.items()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(POSITION_POLL_SECONDS)
+
+
+def day_buckets(fields: Mapping[str, str]) -> dict[date, Bucket]:
+    """A user hash (`<day>:count`, `<day>:credit`, `<day>:debit`) as day buckets."""
+    measures: dict[date, dict[str, int]] = {}
+    for name, value in fields.items():
+        day, _, measure = name.partition(":")
+        measures.setdefault(date.fromisoformat(day), {})[measure] = int(value)
+    return {
+        day: Bucket(values.get("count", 0), values.get("credit", 0), values.get("debit", 0))
+        for day, values in measures.items()
+    }

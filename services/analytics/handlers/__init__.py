@@ -1,0 +1,1 @@
+"""One read use case per file: the answers the routes give."""

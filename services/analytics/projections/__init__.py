@@ -1,0 +1,1 @@
+"""The analytics audit and rebuild: the aggregates recomputed from the log."""
