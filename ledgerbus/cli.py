@@ -13,6 +13,8 @@ from shared.kafka.topics import TOPIC_DEFINITIONS_PATH
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 projections_app = typer.Typer(no_args_is_help=True, help="Read-model maintenance.")
 app.add_typer(projections_app, name="projections")
+analytics_app = typer.Typer(no_args_is_help=True, help="The Redis analytics aggregates.")
+app.add_typer(analytics_app, name="analytics")
 
 
 @app.command()
@@ -69,7 +71,9 @@ def dev() -> None:
 
 @app.command()
 def audit(
-    service: Annotated[str, typer.Option(help="ledger, wallet, tracking or all")] = "all",
+    service: Annotated[
+        str, typer.Option(help="ledger, wallet, tracking, analytics or all")
+    ] = "all",
     until: Annotated[
         datetime | None, typer.Option(help="RFC 3339 time: replay only events up to it")
     ] = None,
@@ -87,11 +91,22 @@ def audit(
 
 
 @projections_app.command("rebuild")
-def rebuild(service: Annotated[str, typer.Argument(help="ledger")]) -> None:
+def rebuild(
+    service: Annotated[str, typer.Argument(help="ledger, wallet, tracking or analytics")],
+) -> None:
     """Rebuild a live read model from offset 0 and swap it in without stopping anything."""
     from ledgerbus.audit import run_rebuild
 
     raise typer.Exit(run_rebuild(service))
+
+
+@analytics_app.command("rebuild")
+def analytics_rebuild() -> None:
+    """Rebuild the analytics aggregates from offset 0 into a new generation; the live one keeps
+    answering until the new one has caught up with the log and replaces it."""
+    from ledgerbus.audit import run_rebuild
+
+    raise typer.Exit(run_rebuild("analytics"))
 
 
 def main() -> int:

@@ -89,6 +89,7 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._consumer.start()
             return
         await self._consumer.start()
+        await self._consumer.topics()  # fresh metadata: every topic's partitions
         partitions = [
             TopicPartition(topic, partition)
             for topic in self._registries
