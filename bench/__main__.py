@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import ceilings, gateway, ingest, latency, replay, wallet
+from bench import analytics, ceilings, gateway, ingest, latency, replay, wallet
 from bench.report import Row, render, write
 from ledgerbus.stack import prepare, start_stack
 from services.ledger.projections.ledger_view import ENTRIES
@@ -43,11 +43,16 @@ async def main(state: Path) -> str:
         stack = await start_stack(environment, sink=log)
         dsn, bootstrap = environment["DATABASE_URL"], environment["KAFKA_BOOTSTRAP_SERVERS"]
         single = await latency.measure(stack.gateway_url)
-        rows = await _ingest_rows(dsn, bootstrap)
-        rows.append(await _gateway_row(stack.gateway_url))
-        rows.append(await _replay_row(dsn, bootstrap))
-        rows += await _wallet_rows(dsn, bootstrap)
-        rows.append(await _login_row(stack.gateway_url))
+        rows: list[Row] = []
+        if _chosen("ledger"):
+            rows += await _ingest_rows(dsn, bootstrap)
+            rows.append(await _gateway_row(stack.gateway_url))
+            rows.append(await _replay_row(dsn, bootstrap))
+        if _chosen("wallet"):
+            rows += await _wallet_rows(dsn, bootstrap)
+            rows.append(await _login_row(stack.gateway_url))
+        if _chosen("analytics"):
+            rows += await _analytics_rows(stack.gateway_url, environment)
     finally:
         if stack is not None:
             await stack.stop()
@@ -64,6 +69,12 @@ async def main(state: Path) -> str:
         f" p99 {single.read_p99_milliseconds:.1f} ms"
     )
     return render(rows, header) + footer + "\n"
+
+
+def _chosen(section: str) -> bool:
+    """BENCH_ONLY=analytics (or a comma list) runs some sections; unset runs them all."""
+    only = os.environ.get("BENCH_ONLY", "")
+    return not only or section in only.split(",")
 
 
 async def _ingest_rows(dsn: str, bootstrap: str) -> list[Row]:
@@ -170,6 +181,32 @@ async def _login_row(gateway_url: str) -> Row:
     )
     return Row("PIN logins", result.per_second, "logins/s", "raw argon2id verify",
                ceiling.per_second, 0.5, detail)  # fmt: skip
+
+
+async def _analytics_rows(gateway_url: str, environment: dict[str, str]) -> list[Row]:
+    reads = await analytics.summary_reads(gateway_url, environment)
+    read_detail = (
+        f"a user with {analytics.SUMMARY_DAYS} days of transactions; wrk -t{gateway.WRK_THREADS}"
+        f" -c{gateway.WRK_CONNECTIONS} -d{gateway.WRK_SECONDS}s:"
+        f" p99 {reads.real.p99_milliseconds:.1f} ms"
+        f" (bare {reads.bare.p99_milliseconds:.1f} ms); at half load ({reads.paced_rate:,.0f} req/s"
+        f" paced, reached {reads.paced.requests_per_second:,.0f}) p99"
+        f" {reads.paced.p99_milliseconds:.1f} ms (goal under 10 ms)"
+    )
+    rate, events, seconds = await analytics.aggregate_rebuild(environment)
+    raw, raw_events = await analytics.raw_pipelined_rate(environment)
+    update_detail = (
+        f"`ledgerbus analytics rebuild`: {events:,} events from offset 0 of the three topics to"
+        f" the switch in {seconds:.1f} s; ceiling: the same {raw_events:,} events' keys written"
+        f" with pipelined HSET/HINCRBY, {analytics.RAW_PIPELINE_COMMANDS:,} commands a round trip"
+    )
+    return [
+        Row("analytics GET /analytics/users/{id}/summary", reads.real.requests_per_second,
+            "req/s", "bare Starlette + the same Redis call", reads.bare.requests_per_second, 0.7,
+            read_detail),
+        Row("analytics aggregate updates", rate, "events/s", "raw pipelined Redis writes", raw,
+            None, update_detail),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,4 +24,5 @@ SERVICE = ServiceDescriptor(
     ),
     audit="services.analytics.projections.audit:run_audit",
     rebuild="services.analytics.projections.rebuild:run_rebuild",
+    readiness="services.analytics.entrypoints.http.dependencies:aggregates_ready",
 )

@@ -29,7 +29,7 @@ from shared.http.user_tokens import UserTokens
 from shared.kafka.command_publisher import BrokerCommandPublisher
 from shared.kafka.lag import LagReader
 from shared.observability.consumers import ConsumerWatch, ProgressMemory, consumers_check
-from shared.observability.health import Readiness, health_routes
+from shared.observability.health import Check, Readiness, health_routes
 from shared.postgres.notify import NotificationHub
 from shared.postgres.pool import create_pool
 from shared.redis_client import create_redis
@@ -155,7 +155,23 @@ def _checks(app: FastAPI, settings: PlatformSettings):  # type: ignore[no-untype
     async def consumers() -> dict[str, Any]:
         return await consumers_check(app.state.pool, app.state.lag, watches, memory)
 
-    return {"postgres": postgres, "kafka": kafka, "redis": redis, "consumers": consumers}
+    checks: dict[str, Check] = {
+        "postgres": postgres,
+        "kafka": kafka,
+        "redis": redis,
+        "consumers": consumers,
+    }
+    for service in services():
+        if service.readiness is not None:
+            checks[service.name] = _service_check(app, load(service.readiness))
+    return checks
+
+
+def _service_check(app: FastAPI, check: Callable[[FastAPI], Awaitable[Any]]) -> Check:
+    async def service_ready() -> Any:
+        return await check(app)
+
+    return service_ready
 
 
 def _add_asyncapi_routes(app: FastAPI) -> None:

@@ -76,6 +76,9 @@ class ServiceDescriptor:
     """`module:function(settings, until, on_total, on_progress) -> AuditReport`."""
     rebuild: str | None = None
     """`module:function(settings, on_total, on_progress) -> RebuildResult`."""
+    readiness: str | None = None
+    """`module:function(app) -> details`, awaited by the gateway's `/ready` (raising means not
+    ready), for progress the PostgreSQL consumer watch does not see (Redis checkpoints)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

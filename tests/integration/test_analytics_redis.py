@@ -6,6 +6,7 @@ buckets answer what brute force computes over the same transactions."""
 import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -14,11 +15,13 @@ from redis.asyncio import Redis
 
 from services.analytics.adapters.redis_aggregates import (
     AggregateEvent,
+    AggregateOverflowError,
     FencedError,
     Ownership,
     RedisAggregates,
 )
-from services.analytics.domain.summary import Contribution, summarize
+from services.analytics.adapters.redis_reads import AnalyticsReads
+from services.analytics.domain.summary import Bucket, Contribution, summarize
 from shared.infra.provision import Infrastructure
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -132,3 +135,52 @@ async def test_counters_of_ledger_and_tracking_events_add_up_once(
     await aggregates.apply_batch(owned, 0, 3, events)
     await aggregates.apply_batch(owned, 3, 4, events[1:])  # a replayed tail: skipped
     assert await aggregates.counters("g1", f"app:{app}") == {"entries": 3, "credited": 30}
+
+
+async def test_the_summary_added_up_in_redis_equals_the_domain_summary(
+    aggregates: RedisAggregates,
+) -> None:
+    """The script that adds the buckets up inside Redis answers what `summarize` answers over
+    the same buckets: ranges, ties to the earliest day, voided days, sums past 2^53."""
+    reads = AnalyticsReads(aggregates.redis, aggregates.prefix)
+    rng = random.Random(5)
+    owned, checkpoint = await aggregates.claim("g1", TOPIC, 3)
+    for case in range(12):
+        user = uuid.uuid4()
+        big = case % 3 == 0  # amounts whose sums pass a double's exact range
+        events = []
+        for sequence in range(1, rng.randint(1, 41)):
+            amount = rng.randint(2**50, 2**55) if big else rng.randint(1, 3)
+            events.append(movement(user, sequence, rng.randrange(6), amount))
+        voided = AggregateEvent(f"record:{user}", 1, "record", f"r-{user}",
+                                Contribution(user, FIRST_DAY, "debit", 7))  # fmt: skip
+        void = AggregateEvent(f"record:{user}", 2, "record", f"r-{user}", None)
+        events += [voided, void]
+        await aggregates.apply_batch(owned, checkpoint, checkpoint + 1, events)
+        checkpoint += 1
+        buckets = await aggregates.buckets("g1", user)
+        second, third = FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=2)
+        for since, until in [(None, None), (second, None), (None, third), (second, third)]:
+            found, _ = await reads.summary(str(user), since, until)
+            assert found == summarize(buckets, since, until), (case, since, until)
+
+
+async def test_an_event_that_would_overflow_stops_the_batch_before_it_whole(
+    aggregates: RedisAggregates,
+) -> None:
+    """Redis does not undo a failed script's writes: the script checks every change of an
+    event first, applies the events before it, and leaves the checkpoint at its offset."""
+    owned, checkpoint = await aggregates.claim("g1", TOPIC, 4)
+    user = uuid.uuid4()
+    big = 4 * 10**18
+    first = replace(movement(user, 1, 0, big), offset=checkpoint)
+    second = replace(movement(user, 2, 0, big), offset=checkpoint + 1)
+    third = replace(movement(user, 3, 0, big), offset=checkpoint + 2)
+    with pytest.raises(AggregateOverflowError) as stopped:
+        await aggregates.apply_batch(owned, checkpoint, checkpoint + 3, [first, second, third])
+    assert stopped.value.offset == checkpoint + 2
+    assert await aggregates.checkpoint("g1", TOPIC, 4) == checkpoint + 2
+    buckets = await aggregates.buckets("g1", user)
+    assert buckets == {FIRST_DAY: Bucket(2, 2 * big, 0)}  # the third is not half applied
+    streams = await aggregates.redis.hget(f"{aggregates.prefix}g1:streams", f"wallet:{user}")
+    assert int(streams) == 2

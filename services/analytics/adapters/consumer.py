@@ -14,7 +14,7 @@ or a rebuild replaced it) makes the member write the generation Redis now names.
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -25,6 +25,7 @@ from services.analytics.adapters.log_events import aggregate_event
 from services.analytics.adapters.redis_aggregates import (
     BATCH_EVENTS_MAX,
     AggregateEvent,
+    AggregateOverflowError,
     FencedError,
     Ownership,
     RedisAggregates,
@@ -41,10 +42,24 @@ FENCED_RECLAIM_SECONDS = 2.0
 GENERATION_CHECK_SECONDS = 1.0
 """How often an idle member looks whether Redis still holds its generation (a flush with no
 new events would otherwise go unseen, and the answers would stay 503)."""
+HALT_RETRY_SECONDS = 30.0
+"""A halted partition is read again this often (the event still fails unless cured)."""
+REBUILD_CHECK_SECONDS = 0.5
+"""How often a member writing a generation being built compares it with its target."""
 REDIS_RETRY_FIRST_SECONDS = 0.25
 REDIS_RETRY_MAX_SECONDS = 5.0
 
 logger = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildTarget:
+    """Where a generation being built must reach before it answers: the log ends probed at
+    `probed_at` (milliseconds), per (topic, partition)."""
+
+    generation: str
+    probed_at: int
+    ends: dict[tuple[str, int], int]
 
 
 @dataclass(slots=True)
@@ -69,8 +84,12 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Chosen at start: the live generation, or the one being rebuilt."""
         self._claimed: dict[TopicPartition, Claimed] = {}
         self._fenced: dict[TopicPartition, float] = {}
+        self._halted: dict[TopicPartition, float] = {}
+        """Partitions stopped at an event they cannot apply, and since when."""
         """Partitions a newer epoch took, and when (monotonic seconds)."""
         self._generation_checked = 0.0
+        self._rebuild_checked = 0.0
+        self._rebuild_target: RebuildTarget | None = None
         self.applied_total = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
@@ -110,6 +129,7 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         for partition in revoked:
             self._claimed.pop(partition, None)
             self._fenced.pop(partition, None)
+            self._halted.pop(partition, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         for partition in assigned:
@@ -143,6 +163,7 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             applied += await self._apply(partition, records, fetched_at)
         await self._mark_idle_partitions(set(batches), fetched_at)
         await self._reclaim_fenced()
+        self._resume_halted()
         self.applied_total += applied
         return applied
 
@@ -170,6 +191,9 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         except FencedError as error:
             await self._refused(partition, error)
             return 0
+        except AggregateOverflowError as error:
+            self._halt(partition, claimed, error)
+            return 0
         claimed.next_offset = next_offset
         await self._commit_advisory(partition, next_offset)
         return len(pending)
@@ -184,11 +208,28 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             self._claimed.pop(partition, None)
             self._fenced[partition] = time.monotonic()
 
+    def _halt(
+        self, partition: TopicPartition, claimed: Claimed, error: AggregateOverflowError
+    ) -> None:
+        """Stop the partition at the event it cannot apply (those before it are applied); it
+        is read again every HALT_RETRY_SECONDS, and `/ready` reports it stalled meanwhile."""
+        logger.critical("analytics partition halted", error=str(error))
+        claimed.next_offset = error.offset
+        self._consumer.seek(partition, error.offset)
+        self._consumer.pause(partition)
+        self._halted[partition] = time.monotonic()
+
+    def _resume_halted(self) -> None:
+        for partition, since in list(self._halted.items()):
+            if time.monotonic() - since >= HALT_RETRY_SECONDS:
+                del self._halted[partition]
+                self._consumer.resume(partition)
+
     async def _mark_idle_partitions(self, fetched: set[TopicPartition], fetched_at: int) -> None:
         """Partitions that returned nothing and stand at their log end are caught up too."""
         idle = []
         for partition, claimed in self._claimed.items():
-            if partition in fetched:
+            if partition in fetched or partition in self._halted:
                 continue
             highwater = self._consumer.highwater(partition)
             if highwater is None or claimed.next_offset >= highwater:
@@ -220,7 +261,7 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue
             event = aggregate_event(parsed.data, parsed.envelope.id)
             if event is not None:
-                events.append(event)
+                events.append(replace(event, offset=record.offset))
         return events
 
     async def _commit_advisory(self, partition: TopicPartition, offset: int) -> None:
@@ -248,34 +289,40 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._generation not in (await self._store.generation(), await self._store.building()):
             await self._restart_generation()
 
-    async def caught_up_with_log(self) -> bool:
-        """Whether every partition of every topic is applied up to its log end in the
-        generation this member writes."""
+    async def _log_ends(self) -> dict[tuple[str, int], int]:
         probe = LogEndProbe(self._bootstrap, client_id="analytics-log-end")
         await probe.start()
         try:
+            ends = {}
             for topic in self._registries:
-                ends = await probe.end_offsets(await probe.partitions(topic))
-                for partition, end in ends.items():
-                    checkpoint = await self._store.checkpoint(
-                        self._generation, topic, partition.partition
-                    )
-                    if checkpoint < end:
-                        return False
+                found = await probe.end_offsets(await probe.partitions(topic))
+                ends.update({(topic, p.partition): end for p, end in found.items()})
+            return ends
         finally:
             await probe.stop()
-        return True
 
     async def finish_rebuild_if_caught_up(self) -> bool:
-        """Once the generation being built has caught up with the log, make it the live one.
-        True when the answers switched."""
+        """While this member writes a generation being built: once every partition of every
+        topic has reached the log end probed when the check first ran for it, make it the live
+        one (its answers then stand for that time; the target does not move, so a rebuild ends
+        under steady traffic too). Checked at most every REBUILD_CHECK_SECONDS. True when the
+        answers switched."""
+        if time.monotonic() - self._rebuild_checked < REBUILD_CHECK_SECONDS:
+            return False
+        self._rebuild_checked = time.monotonic()
         if await self._store.generation() == self._generation:
             return False
-        checked_at = now_milliseconds()
-        if not await self.caught_up_with_log():
+        if self._rebuild_target is None or self._rebuild_target.generation != self._generation:
+            probed_at = now_milliseconds()
+            self._rebuild_target = RebuildTarget(
+                self._generation, probed_at, await self._log_ends()
+            )
+        target = self._rebuild_target
+        reached = await self._store.checkpoints(self._generation, list(target.ends))
+        if any(reached[where] < end for where, end in target.ends.items()):
             return False
         await self._store.mark_caught_up(
-            [claimed.ownership for claimed in self._claimed.values()], checked_at
+            [claimed.ownership for claimed in self._claimed.values()], target.probed_at
         )
         return await self._store.finish_rebuild(self._generation)
 
@@ -287,7 +334,7 @@ class AggregateConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 if await self.run_once() == 0:
                     await self.follow_generation()
-                    await self.finish_rebuild_if_caught_up()
+                await self.finish_rebuild_if_caught_up()
                 retry_seconds = REDIS_RETRY_FIRST_SECONDS
             except FencedError as error:  # a claim met a generation replaced meanwhile
                 logger.warning("analytics claims again", reason=str(error))

@@ -49,20 +49,24 @@ local checkpoint = redis.call('GET', base .. 'checkpoint:' .. where) or '0'
 if checkpoint ~= expected then
   return {'checkpoint_moved', checkpoint}
 end
-local function bucket(user, day, count, credit, debit)
-  local key = base .. 'user:' .. user
-  redis.call('HINCRBY', key, day .. ':count', count)
-  redis.call('HINCRBY', key, day .. ':credit', credit)
-  redis.call('HINCRBY', key, day .. ':debit', debit)
-end
-local function contribute(text, sign)
+-- Every change an event makes is checked before any is made: Redis does not undo a script's
+-- writes when a command fails (HINCRBY past 2^63), and half an event must never be applied.
+local LIMIT = 9.0e18
+-- Increments travel as decimal text: a Lua number would reach Redis as "4e+18".
+local function changes_of(text, sign, into)
   local user, day, direction, amount = string.match(text, '^([^|]+)|([^|]+)|([^|]+)|(%d+)$')
-  local value = sign * tonumber(amount)
-  if direction == 'credit' then
-    bucket(user, day, sign, value, 0)
-  else
-    bucket(user, day, sign, 0, value)
+  local key = base .. 'user:' .. user
+  local value = (sign < 0 and '-' or '') .. amount
+  into[#into + 1] = {key, day .. ':count', tostring(sign)}
+  into[#into + 1] = {key, day .. ':credit', direction == 'credit' and value or '0'}
+  into[#into + 1] = {key, day .. ':debit', direction == 'credit' and '0' or value}
+end
+local function fits(changes)
+  for _, change in ipairs(changes) do
+    local current = tonumber(redis.call('HGET', change[1], change[2]) or '0')
+    if math.abs(current + tonumber(change[3])) >= LIMIT then return false end
   end
+  return true
 end
 local applied, skipped = 0, 0
 for _, event in ipairs(cjson.decode(ARGV[8])) do
@@ -70,21 +74,32 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
   if tonumber(event[2]) <= last then
     skipped = skipped + 1
   else
-    redis.call('HSET', base .. 'streams', event[1], event[2])
     local kind, key, text = event[3], event[4], event[5]
+    local changes, previous = {}, false
     if kind == 'movement' then
-      contribute(text, 1)
+      changes_of(text, 1, changes)
     elseif kind == 'counters' then
       for _, counter in ipairs(event[6]) do
-        redis.call('HINCRBY', base .. counter[1], counter[2], counter[3])
+        changes[#changes + 1] = {base .. counter[1], counter[2], counter[3]}
       end
     elseif kind == 'record' then
-      local previous = redis.call('HGET', base .. 'records', key)
-      if previous then contribute(previous, -1) end
+      previous = redis.call('HGET', base .. 'records', key)
+      if previous then changes_of(previous, -1, changes) end
+      if text ~= '' then changes_of(text, 1, changes) end
+    end
+    if not fits(changes) then
+      local stop = event[7] >= 0 and tostring(event[7]) or expected
+      redis.call('SET', base .. 'checkpoint:' .. where, stop)
+      return {'overflow', stop, tostring(applied), tostring(skipped)}
+    end
+    redis.call('HSET', base .. 'streams', event[1], event[2])
+    for _, change in ipairs(changes) do
+      redis.call('HINCRBY', change[1], change[2], change[3])
+    end
+    if kind == 'record' then
       if text == '' then
         redis.call('HDEL', base .. 'records', key)
       else
-        contribute(text, 1)
         redis.call('HSET', base .. 'records', key, text)
       end
     end
@@ -141,6 +156,15 @@ return {epoch, redis.call('GET', base .. 'checkpoint:' .. where) or '0'}
 """
 
 
+class AggregateOverflowError(RuntimeError):
+    """An event would take an aggregate past what Redis's integers hold. The events before it
+    are applied and the checkpoint stands at it (`offset`); the partition must halt there."""
+
+    def __init__(self, where: str, offset: int) -> None:
+        super().__init__(f"{where}: an aggregate would overflow at offset {offset}")
+        self.offset = offset
+
+
 class FencedError(RuntimeError):
     """Another owner claimed the partition, or the generation changed: drop the batch.
 
@@ -165,11 +189,13 @@ class AggregateEvent:
     contribution: Contribution | None
     counters: tuple[tuple[str, str, int], ...] = ()
     """For `counters`: (hash key under the generation, field, increment)."""
+    offset: int = -1
+    """The record's offset in its partition (-1 when unknown): where an overflow stops."""
 
     def encoded(self) -> list[Any]:
         text = "" if self.contribution is None else encode(self.contribution)
-        return [self.stream, self.sequence, self.kind, self.key, text,
-                [list(counter) for counter in self.counters]]  # fmt: skip
+        counters = [[key, name, str(amount)] for key, name, amount in self.counters]
+        return [self.stream, self.sequence, self.kind, self.key, text, counters, self.offset]
 
 
 def encode(contribution: Contribution) -> str:
@@ -289,6 +315,8 @@ class RedisAggregates:
                   "" if caught_up_milliseconds is None else caught_up_milliseconds]
         )  # fmt: skip
         status = _text(answer[0])
+        if status == "overflow":
+            raise AggregateOverflowError(f"{owned.topic}[{owned.partition}]", int(answer[1]))
         if status != "ok":
             raise FencedError(status, f"{owned.topic}[{owned.partition}]")
         return BatchResult(int(answer[1]), int(answer[2]))
@@ -312,6 +340,16 @@ class RedisAggregates:
     async def counters(self, generation: str, key: str) -> dict[str, int]:
         raw = await self.redis.hgetall(f"{self.prefix}{generation}:{key}")
         return {_text(name): int(value) for name, value in raw.items()}
+
+    async def checkpoints(
+        self, generation: str, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Each (topic, partition)'s checkpoint in `generation`, in one round trip."""
+        if not partitions:
+            return {}
+        names = [f"{self.prefix}{generation}:checkpoint:{t}:{p}" for t, p in partitions]
+        values = await self.redis.mget(names)
+        return {where: int(value or 0) for where, value in zip(partitions, values, strict=True)}
 
     async def checkpoint(self, generation: str, topic: str, partition: int) -> int:
         value = await self.redis.get(f"{self.prefix}{generation}:checkpoint:{topic}:{partition}")

@@ -8,11 +8,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from typing import Any
 
 from redis.asyncio import Redis
 
-from services.analytics.domain.summary import Bucket
+from services.analytics.domain.summary import Bucket, Summary
 
 READ = """
 local prefix, suffix = ARGV[1], ARGV[2]
@@ -23,6 +24,51 @@ end
 local base = prefix .. generation .. ':'
 return {generation, redis.call('HGETALL', base .. suffix), redis.call('HVALS', base .. 'caught_up')}
 """
+
+SUMMARY = """
+local prefix, user, first_day, last_day = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local generation = redis.call('GET', prefix .. 'generation')
+if not generation then
+  return {false, redis.call('GET', prefix .. 'building') or false}
+end
+local base = prefix .. generation .. ':'
+local fields = redis.call('HGETALL', base .. 'user:' .. user)
+-- Amounts are split at nine digits and each part summed apart: a Lua number is a double,
+-- exact only below 2^53, and a sum of paisa may pass that.
+local sums = {credit = {0, 0}, debit = {0, 0}}
+local count, best_day, best_count = 0, false, 0
+local counts = {}
+for index = 1, #fields, 2 do
+  local day, measure = string.match(fields[index], '^([^:]+):(%a+)$')
+  if (first_day == '' or day >= first_day) and (last_day == '' or day <= last_day) then
+    local text = fields[index + 1]
+    if measure == 'count' then
+      local value = tonumber(text)
+      count = count + value
+      counts[day] = value
+    else
+      local high = tonumber(string.sub(text, 1, -10)) or 0
+      local low = tonumber(string.sub(text, -9))
+      sums[measure][1] = sums[measure][1] + high
+      sums[measure][2] = sums[measure][2] + low
+    end
+  end
+end
+for day, value in pairs(counts) do
+  if value > best_count or (value == best_count and value > 0 and day < best_day) then
+    best_day, best_count = day, value
+  end
+end
+local function text(number) return string.format('%.0f', number) end
+return {generation, {text(count), text(sums.credit[1]), text(sums.credit[2]),
+  text(sums.debit[1]), text(sums.debit[2]), best_day, text(best_count)},
+  redis.call('HVALS', base .. 'caught_up')}
+"""
+"""The summary over the user's day buckets, added up inside Redis: one round trip returns a few
+numbers rather than every bucket (a year of activity is a thousand fields). Days are
+`YYYY-MM-DD`, so text order is date order; amounts are summed exactly in two parts."""
+AMOUNT_SPLIT = 10**9
+"""The script sums each amount's digits above and below this apart (see SUMMARY)."""
 
 CHECKPOINTS = """
 local prefix, topic, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -71,9 +117,11 @@ class AnalyticsReads:
     prefix: str
     _read: Any = field(default=None)
     _checkpoints: Any = field(default=None)
+    _summary: Any = field(default=None)
 
     def __post_init__(self) -> None:
         self._read = self.redis.register_script(READ)
+        self._summary = self.redis.register_script(SUMMARY)
         self._checkpoints = self.redis.register_script(CHECKPOINTS)
 
     async def read(self, suffix: str) -> Read:
@@ -84,6 +132,26 @@ class AnalyticsReads:
         flat = [_text(item) for item in answer[1]]
         fields = dict(zip(flat[0::2], flat[1::2], strict=True))
         return Read(fields, _as_of(answer[2]))
+
+    async def summary(
+        self, user_id: str, since: date | None, until: date | None
+    ) -> tuple[Summary, datetime]:
+        """The user's summary over `[since, until]` (either open), added up in Redis."""
+        answer = await self._summary(args=[
+            self.prefix, user_id, "" if since is None else since.isoformat(),
+            "" if until is None else until.isoformat(),
+        ])  # fmt: skip
+        if answer[0] is None:
+            raise NotLiveError(building=answer[1] is not None)
+        numbers = answer[1]
+        count = int(_text(numbers[0]))
+        credit = int(_text(numbers[1])) * AMOUNT_SPLIT + int(_text(numbers[2]))
+        debit = int(_text(numbers[3])) * AMOUNT_SPLIT + int(_text(numbers[4]))
+        best = None
+        if count > 0:
+            best = (date.fromisoformat(_text(numbers[5])), int(_text(numbers[6])))
+        average = Fraction(credit + debit, count) if count else Fraction(0)
+        return Summary(count, credit, debit, average, best), _as_of(answer[2])
 
     async def buckets(self, user_id: str) -> tuple[dict[date, Bucket], datetime]:
         read = await self.read(f"user:{user_id}")

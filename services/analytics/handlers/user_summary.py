@@ -1,5 +1,6 @@
 """The transaction summary of one user over an optional range of UTC days (CONTRACT.md,
-"Analytics"), from the day buckets the aggregator keeps: nothing is recomputed from events."""
+"Analytics"), added up from the day buckets the aggregator keeps (inside Redis, one round
+trip): nothing is recomputed from events."""
 
 from datetime import date
 from typing import Any
@@ -7,7 +8,7 @@ from uuid import UUID
 
 from services.analytics.adapters.redis_reads import AnalyticsReads
 from services.analytics.domain.answers import summary_body
-from services.analytics.domain.summary import Summary, summarize
+from services.analytics.domain.summary import Summary
 
 
 async def user_summary(
@@ -15,6 +16,5 @@ async def user_summary(
 ) -> tuple[Summary, dict[str, Any]]:
     """The summary, and the contract's answer for it (`average_transaction_value` as exact
     number text, `as_of` the time the aggregates stand for)."""
-    buckets, as_of = await reads.buckets(str(user_id))
-    summary = summarize(buckets, since, until)
+    summary, as_of = await reads.summary(str(user_id), since, until)
     return summary, summary_body(summary, as_of)

@@ -77,8 +77,6 @@ async def _until_live(
         on_progress(applied)
         if consumer.generation != generation:
             raise RebuildAbandonedError("Redis no longer builds this generation")
-        if applied:
-            continue
         if await consumer.finish_rebuild_if_caught_up():
             return
         if await store.generation() == generation:

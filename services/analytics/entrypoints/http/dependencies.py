@@ -1,15 +1,17 @@
 """What the analytics routes need, built by the gateway at start, and how routes get it."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
+from services.analytics.adapters.progress import aggregates_progress
 from services.analytics.adapters.redis_reads import AnalyticsReads
-from services.analytics.settings import key_prefix
+from services.analytics.settings import CONSUMED_TOPICS, key_prefix
 from shared.http.gateway_context import GatewayContext
 from shared.kafka.lag import LagReader
+from shared.observability.consumers import ProgressMemory
 from shared.settings import PlatformSettings
 
 
@@ -20,6 +22,18 @@ class AnalyticsHttp:
     known_apps: frozenset[str]
     topic: Callable[[str], str]
     """A topic's name on the broker (with any prefix)."""
+    progress: ProgressMemory = field(default_factory=ProgressMemory)
+    """What `/ready` saw of each lagging partition, to tell a stalled one."""
+
+
+async def aggregates_ready(app: FastAPI) -> dict[str, Any]:
+    """The gateway's `/ready` check of the aggregates (see adapters/progress.py)."""
+    analytics = app.state.analytics
+    assert isinstance(analytics, AnalyticsHttp)
+    topics = [analytics.topic(name) for name in CONSUMED_TOPICS]
+    return await aggregates_progress(
+        analytics.reads.redis, analytics.reads.prefix, analytics.lag, topics, analytics.progress
+    )
 
 
 async def _analytics(request: Request) -> AnalyticsHttp:
