@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from shared.kafka.log_end import LogEndUnknownError
 from shared.logs import get_logger
 
 VALIDATION_ERRORS_SHOWN_MAX = 20
@@ -36,11 +37,15 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     KafkaConnectionError,
     KafkaTimeoutError,
+    LogEndUnknownError,
     ConnectionError,
     OSError,
     TimeoutError,
 )
 """Failures that mean a server we depend on is down or overloaded: 503, try again shortly."""
+REDIS_BUSY_REPLIES = ("BUSY", "OOM", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Redis error replies that say the server cannot serve now (a long script, no memory, a
+failover), not that the command was wrong: 503 like a dropped connection."""
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout",
@@ -183,6 +188,12 @@ def install_error_handlers(app: FastAPI) -> None:
             f"An unexpected error occurred; it was logged with correlation id {correlation_id}.",
         )  # fmt: skip
 
+    async def redis_refused(request: Request, error: Exception) -> Response:
+        if str(error).startswith(REDIS_BUSY_REPLIES):
+            return await dependency_down(request, error)
+        return await unforeseen(request, error)
+
+    app.add_exception_handler(redis.exceptions.ResponseError, redis_refused)
     app.add_exception_handler(DomainHTTPError, domain_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)

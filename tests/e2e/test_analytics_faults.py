@@ -198,8 +198,33 @@ async def test_redis_flushed_and_the_aggregator_killed_mid_stream_answer_the_bru
                          "every event counted once", COUNTED_TIMEOUT_SECONDS)  # fmt: skip
         for stream in streams:
             await _answers_equal_brute_force(client, stream, rng)
+        await _as_of_covers_what_the_log_held(client, stack, streams[0])
     audit = await ledgerbus(stack.environment, "audit", "--service", "analytics")
     assert audit.exit_code == 0, audit.output
+
+
+async def _as_of_covers_what_the_log_held(
+    client: httpx.AsyncClient, stack: LedgerStack, stream: UserStream
+) -> None:
+    """An answer whose `as_of` is later than an event's append includes that event."""
+    before = len(stream.expected())
+    transaction = uuid.uuid4()
+    stream.add(TRANSACTION_RECORDED_V1, TransactionRecorded(
+        transaction_id=transaction, user_id=stream.user, amount=12_345, transaction_type="credit",
+        transaction_date=START, version=1, recorded_at=START,
+    ))  # fmt: skip
+    await publish(stack.bootstrap, stack.topic("wallet.events"), stream.records[-1:])
+    appended = datetime.now(UTC)
+    path = f"/analytics/users/{stream.user}/summary"
+
+    async def answer() -> dict[str, Any]:
+        body: dict[str, Any] = (await client.get(path, headers=OPERATOR)).json()
+        return body
+
+    later = await eventually(
+        answer, lambda body: datetime.fromisoformat(body["as_of"]) > appended, "as_of to pass"
+    )
+    assert later["transaction_count"] == before + 1
 
 
 async def _answers_equal_brute_force(

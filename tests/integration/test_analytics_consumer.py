@@ -181,3 +181,47 @@ async def test_aggregates_lost_mid_stream_are_rebuilt_from_the_log(
         summary = summarize(await store.buckets(live, user))
         assert summary.credit == sum(a for _, d, a in expected if d == "credit")
         assert summary.debit == sum(a for _, d, a in expected if d == "debit")
+
+
+async def test_redis_losing_its_last_writes_on_an_idle_partition_is_read_again(
+    infrastructure: Infrastructure,
+) -> None:
+    """What an AOF restart that lost the last second does: the aggregates and checkpoint go
+    back together, with no new event to reveal it. The member sees its checkpoint in Redis is
+    not the one it believes, claims again, and re-applies (review finding)."""
+    redis = Redis.from_url(infrastructure.redis_url)
+    store = RedisAggregates(redis, prefix=f"aof-{uuid.uuid4().hex}:")
+    await store.start_generation("g1")
+    topic = f"analytics-{uuid.uuid4().hex[:8]}.wallet.events"
+    await create_topics(infrastructure.kafka_bootstrap_servers, [TopicDefinition(topic, 1, 1)])
+    user = uuid.uuid4()
+    values, _ = wallet_events(user, random.Random(13))
+    half = len(values) // 2
+    await publish(infrastructure.kafka_bootstrap_servers, topic,
+                  [(str(user).encode(), v) for v in values[:half]])  # fmt: skip
+    member = consumer(store, infrastructure, topic, f"analytics-{uuid.uuid4().hex[:8]}")
+    await member.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(member.run_until(stop))
+
+    async def counted() -> int:
+        return summarize(await store.buckets("g1", user)).transaction_count
+
+    try:
+        await eventually(counted, lambda n: n == half, "the first half counted", 60)
+        saved = {key: await redis.dump(key) async for key in redis.scan_iter(f"{store.prefix}*")}
+        await publish(infrastructure.kafka_bootstrap_servers, topic,
+                      [(str(user).encode(), v) for v in values[half:]])  # fmt: skip
+        await eventually(counted, lambda n: n == len(values), "everything counted", 60)
+        for key in [key async for key in redis.scan_iter(f"{store.prefix}*")]:
+            await redis.delete(key)
+        for key, dumped in saved.items():
+            if dumped is not None and not key.endswith(b"caught_up"):
+                await redis.restore(key, 0, dumped)
+        assert await counted() == half  # Redis went back; nothing new arrives
+        await eventually(counted, lambda n: n == len(values), "re-read after the loss", 60)
+    finally:
+        stop.set()
+        await runner
+        await member.stop()
+        await redis.aclose()

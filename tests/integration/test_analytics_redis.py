@@ -183,4 +183,4 @@ async def test_an_event_that_would_overflow_stops_the_batch_before_it_whole(
     buckets = await aggregates.buckets("g1", user)
     assert buckets == {FIRST_DAY: Bucket(2, 2 * big, 0)}  # the third is not half applied
     streams = await aggregates.redis.hget(f"{aggregates.prefix}g1:streams", f"wallet:{user}")
-    assert int(streams) == 2
+    assert streams is not None and int(streams) == 2

@@ -31,7 +31,7 @@ async def aggregates_progress(
     ends = {name: await lag.end_offsets(name) for name in topics}
     live = _text(await redis.get(f"{prefix}generation"))
     building = _text(await redis.get(f"{prefix}building"))
-    writing = building or live
+    writing = live or building  # the live aggregator's progress; a rebuild command shows its own
     report: dict[str, Any] = {"answering": live is not None, "rebuilding": building is not None}
     if writing is None:
         report["note"] = "no aggregator has run against this log yet"

@@ -26,6 +26,7 @@ from uuid import UUID, uuid4
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.analytics.adapters.redis_reads import day_buckets
 from services.analytics.domain.summary import Bucket, Contribution
@@ -35,7 +36,7 @@ BATCH_EVENTS_MAX = 1_000
 APPLY_BATCH = """
 local prefix, generation = ARGV[1], ARGV[2]
 local topic, partition, epoch = ARGV[3], ARGV[4], ARGV[5]
-local expected, next_offset, caught_up = ARGV[6], ARGV[7], ARGV[9]
+local expected, next_offset = ARGV[6], ARGV[7]
 if redis.call('GET', prefix .. 'generation') ~= generation
     and redis.call('GET', prefix .. 'building') ~= generation then
   return {'stale_generation'}
@@ -107,7 +108,6 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
   end
 end
 redis.call('SET', base .. 'checkpoint:' .. where, next_offset)
-if caught_up ~= '' then redis.call('HSET', base .. 'caught_up', where, caught_up) end
 return {'ok', tostring(applied), tostring(skipped)}
 """
 
@@ -118,30 +118,58 @@ if redis.call('GET', prefix .. 'building') ~= building then
   return {0, ''}
 end
 local previous = redis.call('GET', prefix .. 'generation') or ''
+-- Answers never go back in time: the new generation must hold at least what the live one
+-- holds on every partition, or it keeps building.
+if previous ~= '' then
+  for index = 3, #ARGV do
+    local name = 'checkpoint:' .. ARGV[index]
+    local old = tonumber(redis.call('GET', prefix .. previous .. ':' .. name) or '0')
+    if tonumber(redis.call('GET', prefix .. building .. ':' .. name) or '0') < old then
+      return {0, ''}
+    end
+  end
+end
 redis.call('SET', prefix .. 'generation', building)
 redis.call('DEL', prefix .. 'building')
 return {1, previous}
 """
+ABANDON_REBUILD = """
+if redis.call('GET', ARGV[1] .. 'building') == ARGV[2] then
+  redis.call('DEL', ARGV[1] .. 'building')
+  return 1
+end
+return 0
+"""
+WRITABLE_GENERATION_TRIES = 5
 DROP_KEYS_PER_CALL = 500
 """Keys unlinked per call when an old generation is deleted (a bounded pause for Redis)."""
 
 
 MARK_CAUGHT_UP = """
 local prefix, generation, at = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('GET', prefix .. 'generation') ~= generation
+    and redis.call('GET', prefix .. 'building') ~= generation then
+  return {}
+end
 local base = prefix .. generation .. ':'
-local marked = 0
-for index = 4, #ARGV, 3 do
+local moved = {}
+for index = 4, #ARGV, 5 do
   local where = ARGV[index] .. ':' .. ARGV[index + 1]
   if redis.call('GET', base .. 'epoch:' .. where) == ARGV[index + 2] then
-    local known = tonumber(redis.call('HGET', base .. 'caught_up', where) or '0')
-    if tonumber(at) > known then
-      redis.call('HSET', base .. 'caught_up', where, at)
-      marked = marked + 1
+    local checkpoint = redis.call('GET', base .. 'checkpoint:' .. where) or '0'
+    if checkpoint ~= ARGV[index + 3] then
+      moved[#moved + 1] = where
+    elseif tonumber(checkpoint) >= tonumber(ARGV[index + 4]) then
+      local known = tonumber(redis.call('HGET', base .. 'caught_up', where) or '0')
+      if tonumber(at) > known then redis.call('HSET', base .. 'caught_up', where, at) end
     end
   end
 end
-return marked
+return moved
 """
+"""Marks partitions caught up as of `at` (milliseconds) when their checkpoint in Redis has
+reached the log end probed at `at`, and returns the partitions whose checkpoint is not the one
+their owner believes (Redis restarted and lost its last writes): the owner claims them again."""
 
 CLAIM = """
 local prefix, generation, where = ARGV[1], ARGV[2], ARGV[3]
@@ -248,29 +276,42 @@ class RedisAggregates:
     async def writable_generation(self) -> str:
         """The generation to write: the live one, or else the one being rebuilt (begun now,
         under a new name, when Redis holds neither: it lost its data, or never had any)."""
-        live = await self.generation()
-        if live is not None:
-            return live
-        await self.redis.set(f"{self.prefix}building", f"g-{uuid4().hex}", nx=True)
-        building = await self.redis.get(f"{self.prefix}building")
-        assert building is not None, "set above unless another consumer set it first"
-        return _text(building)
+        for _ in range(WRITABLE_GENERATION_TRIES):
+            live = await self.generation()
+            if live is not None:
+                return live
+            await self.redis.set(f"{self.prefix}building", f"g-{uuid4().hex}", nx=True)
+            building = await self.redis.get(f"{self.prefix}building")
+            if building is not None:
+                return _text(building)
+            # A rebuild finished between the two calls: the live generation is named now.
+        raise RedisError("no writable generation after repeated tries")
 
     async def begin_rebuild(self) -> str:
         """Start building a new generation beside the live one (which keeps answering) and
         return its name; a rebuild already under way is abandoned for this one."""
         building = f"g-{uuid4().hex}"
-        await self.redis.set(f"{self.prefix}building", building)
+        replaced = await self.redis.set(f"{self.prefix}building", building, get=True)
+        if isinstance(replaced, bytes | str) and _text(replaced) != await self.generation():
+            await self.drop_generation(_text(replaced))
         return building
+
+    async def abandon_rebuild(self, building: str) -> None:
+        """Forget a rebuild that will not finish (its command stopped): unless it became the
+        live generation, its marker and keys go."""
+        if await self.redis.eval(ABANDON_REBUILD, 0, self.prefix, building):
+            await self.drop_generation(building)
 
     async def building(self) -> str | None:
         value = await self.redis.get(f"{self.prefix}building")
         return None if value is None else _text(value)
 
-    async def finish_rebuild(self, building: str) -> bool:
+    async def finish_rebuild(self, building: str, partitions: Sequence[tuple[str, int]]) -> bool:
         """Switch the answers to `building` once it has caught up; False if it is not the
-        generation being built (another consumer switched it already, or Redis lost it)."""
-        answer = await self.redis.eval(FINISH_REBUILD, 0, self.prefix, building)
+        generation being built (another consumer switched it already, or Redis lost it), or
+        if on some of `partitions` it holds less than the live generation."""
+        names = [f"{topic}:{partition}" for topic, partition in partitions]
+        answer = await self.redis.eval(FINISH_REBUILD, 0, self.prefix, building, *names)
         switched, previous = int(answer[0]), _text(answer[1])
         if switched and previous and previous != building:
             await self.drop_generation(previous)
@@ -302,17 +343,15 @@ class RedisAggregates:
 
     async def apply_batch(
         self, owned: Ownership, expected: int, next_offset: int,
-        events: Sequence[AggregateEvent], caught_up_milliseconds: int | None = None,
+        events: Sequence[AggregateEvent],
     ) -> BatchResult:  # fmt: skip
-        """Apply a batch that moves the checkpoint from `expected` to `next_offset`; with
-        `caught_up_milliseconds`, the batch ended at the log end seen by a fetch begun then."""
+        """Apply a batch that moves the checkpoint from `expected` to `next_offset`."""
         assert len(events) <= BATCH_EVENTS_MAX, "a batch is bounded"
         assert next_offset >= expected, "a checkpoint only moves forward"
         payload = orjson.dumps([event.encoded() for event in events]).decode()
         answer = await self._script(
             args=[self.prefix, owned.generation, owned.topic, owned.partition, owned.epoch,
-                  expected, next_offset, payload,
-                  "" if caught_up_milliseconds is None else caught_up_milliseconds]
+                  expected, next_offset, payload]
         )  # fmt: skip
         status = _text(answer[0])
         if status == "overflow":
@@ -321,17 +360,24 @@ class RedisAggregates:
             raise FencedError(status, f"{owned.topic}[{owned.partition}]")
         return BatchResult(int(answer[1]), int(answer[2]))
 
-    async def mark_caught_up(self, owned: Sequence[Ownership], at_milliseconds: int) -> int:
-        """Record that these partitions held everything the log had at `at_milliseconds`
-        (each only while its epoch is still the owner's); how many moved forward."""
-        if not owned:
-            return 0
-        generation = owned[0].generation
-        assert all(item.generation == generation for item in owned), "one generation a call"
+    async def mark_caught_up(
+        self, generation: str, owned: Sequence[tuple[Ownership, int, int]], at_milliseconds: int
+    ) -> list[tuple[str, int]]:
+        """For each (ownership, checkpoint its owner believes, log end probed at
+        `at_milliseconds`): mark it caught up as of then if Redis's checkpoint reached the end.
+        Returns the (topic, partition) whose checkpoint in Redis is not the one believed."""
         arguments: list[Any] = [self.prefix, generation, at_milliseconds]
-        for item in owned:
-            arguments += [item.topic, item.partition, item.epoch]
-        return int(await self._mark(args=arguments))
+        for ownership, believed, end in owned:
+            assert ownership.generation == generation, "one generation a call"
+            arguments += [ownership.topic, ownership.partition, ownership.epoch, believed, end]
+        if len(arguments) == 3:
+            return []
+        moved = await self._mark(args=arguments)
+        found = []
+        for where in moved:
+            topic, _, partition = _text(where).rpartition(":")
+            found.append((topic, int(partition)))
+        return found
 
     async def buckets(self, generation: str, user_id: UUID) -> dict[date, Bucket]:
         raw = await self.redis.hgetall(f"{self.prefix}{generation}:user:{user_id}")

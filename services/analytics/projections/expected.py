@@ -70,10 +70,10 @@ class ExpectedAggregates:
             self._add(suffix, f"{day}:credit", change.credit)
             self._add(suffix, f"{day}:debit", change.debit)
 
-    def as_text(self) -> dict[str, dict[str, str]]:
-        """Every data hash as Redis would hand it back, normalized."""
-        return {
-            suffix: normalized(suffix, {name: str(value) for name, value in fields.items()})
-            for suffix, fields in self.hashes.items()
-            if is_data_key(suffix)
-        }
+    def text_of(self, suffix: str) -> dict[str, str]:
+        """One data hash as Redis would hand it back, normalized (empty when there is none)."""
+        fields = self.hashes.get(suffix, {})
+        return normalized(suffix, {name: str(value) for name, value in fields.items()})
+
+    def data_keys(self) -> set[str]:
+        return {suffix for suffix in self.hashes if is_data_key(suffix)}

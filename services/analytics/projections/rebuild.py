@@ -54,9 +54,12 @@ async def run_rebuild(
             registries=registries(settings), store=store,
             session_timeout_milliseconds=AnalyticsSettings().analytics_session_timeout_milliseconds,
         )  # fmt: skip
-        await consumer.start(generation)
         try:
+            await consumer.start(generation)
             await _until_live(consumer, store, generation, on_progress)
+        except BaseException:
+            await store.abandon_rebuild(generation)  # its keys go; the live ones stand
+            raise
         finally:
             await consumer.stop()
         return RebuildResult(

@@ -3,7 +3,6 @@ include every event the log held at that time (the routes write the answers dire
 models document them)."""
 
 from datetime import date, datetime
-from decimal import Decimal
 
 from pydantic import Field
 
@@ -21,8 +20,9 @@ class Totals(ContractModel):
 
 
 class SummaryResponse(ContractModel):
-    average_transaction_value: Decimal = Field(
-        description="Paisa, exact to two decimal places (half to even); 0 without transactions."
+    average_transaction_value: float = Field(
+        description="Paisa, a JSON number with exactly two decimal places (the exact average"
+        " rounded half to even); 0.00 without transactions."
     )
     highest_transaction_day: HighestDay | None = Field(
         description="The day with the most transactions, the earliest on a tie; null if none."
@@ -34,7 +34,7 @@ class SummaryResponse(ContractModel):
 
 class AverageResponse(ContractModel):
     user_id: str
-    average_transaction_value: Decimal
+    average_transaction_value: float = Field(description="As in the summary.")
     transaction_count: int
     as_of: datetime
 
