@@ -273,7 +273,9 @@ async def test_ops_routes_and_documents(ledger: LedgerStack) -> None:
         ready = await client.get("/ready")
         assert ready.status_code == 200, ready.text
         checks = ready.json()["checks"]
-        assert set(checks) == {"postgres", "kafka", "redis", "consumers"}
+        assert set(checks) == {"postgres", "kafka", "redis", "consumers", "analytics"}
+        # No aggregator runs in this stack: nothing answers, and nothing counts against it.
+        assert checks["analytics"]["details"]["answering"] is False
         consumers = checks["consumers"]["details"]
         # Every registered group is reported; the ones this stack does not run never ran, so
         # they do not count against readiness.
