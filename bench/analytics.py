@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -149,6 +150,22 @@ async def _events(settings: PlatformSettings) -> list[AggregateEvent]:
     return found
 
 
+def _contribution_commands(pipeline: Any, base: str, event: AggregateEvent) -> None:
+    """A transaction's day and month increments and its month in the index, as plain
+    commands (the script also finds the month's busiest day again; this does not)."""
+    contribution = event.contribution
+    assert contribution is not None
+    user, day = str(contribution.user_id), contribution.day.isoformat()
+    for period in (day, day[:7]):
+        pipeline.hincrby(f"{base}user:{user}", f"{period}:count", 1)
+        pipeline.hincrby(
+            f"{base}user:{user}", f"{period}:{contribution.direction}", contribution.amount
+        )
+    pipeline.zadd(f"{base}months:{user}", {day[:7]: int(day[:7].replace("-", ""))})
+    if event.kind == "record":
+        pipeline.hset(f"{base}records", event.key, encode(contribution))
+
+
 async def raw_pipelined_rate(environment: dict[str, str]) -> tuple[float, int]:
     """The same keys written by plain pipelined commands: events per second, and events."""
     settings = _settings(environment)
@@ -163,13 +180,7 @@ async def raw_pipelined_rate(environment: dict[str, str]) -> tuple[float, int]:
             for suffix, name, amount in event.counters:
                 pipeline.hincrby(f"{base}{suffix}", name, amount)
             if event.contribution is not None:
-                text = encode(event.contribution)
-                user, day = str(event.contribution.user_id), event.contribution.day.isoformat()
-                pipeline.hincrby(f"{base}user:{user}", f"{day}:count", 1)
-                pipeline.hincrby(f"{base}user:{user}", f"{day}:{event.contribution.direction}",
-                                 event.contribution.amount)  # fmt: skip
-                if event.kind == "record":
-                    pipeline.hset(f"{base}records", event.key, text)
+                _contribution_commands(pipeline, base, event)
             if len(pipeline) >= RAW_PIPELINE_COMMANDS:
                 await pipeline.execute()
         await pipeline.execute()

@@ -151,7 +151,7 @@ async def test_the_summary_added_up_in_redis_equals_the_domain_summary(
         events = []
         for sequence in range(1, rng.randint(1, 41)):
             amount = rng.randint(2**50, 2**55) if big else rng.randint(1, 3)
-            events.append(movement(user, sequence, rng.randrange(6), amount))
+            events.append(movement(user, sequence, rng.randrange(95), amount))
         voided = AggregateEvent(f"record:{user}", 1, "record", f"r-{user}",
                                 Contribution(user, FIRST_DAY, "debit", 7))  # fmt: skip
         void = AggregateEvent(f"record:{user}", 2, "record", f"r-{user}", None)
@@ -159,8 +159,11 @@ async def test_the_summary_added_up_in_redis_equals_the_domain_summary(
         await aggregates.apply_batch(owned, checkpoint, checkpoint + 1, events)
         checkpoint += 1
         buckets = await aggregates.buckets("g1", user)
-        second, third = FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=2)
-        for since, until in [(None, None), (second, None), (None, third), (second, third)]:
+        second, third = FIRST_DAY + timedelta(days=17), FIRST_DAY + timedelta(days=70)
+        december, january = date(2026, 12, 1), date(2027, 1, 31)
+        ranges = [(None, None), (second, None), (None, third), (second, third),
+                  (december, january), (december, december), (third, third)]  # fmt: skip
+        for since, until in ranges:
             found, _ = await reads.summary(str(user), since, until)
             assert found == summarize(buckets, since, until), (case, since, until)
 

@@ -6,7 +6,10 @@ at once (Redis runs a script alone, and persists and replicates it as one unit).
 Keys, under `<prefix><generation>:`:
 - `epoch:<topic>:<partition>` and `checkpoint:<topic>:<partition>`: ownership and progress;
 - `streams`: each stream's last applied sequence;
-- `user:<user id>`: the user's day buckets, fields `<day>:count`, `<day>:credit`, `<day>:debit`;
+- `user:<user id>`: the user's day buckets, fields `<day>:count`, `<day>:credit`, `<day>:debit`,
+  and month buckets (`<YYYY-MM>:count` and so on, with `<YYYY-MM>:best` = `<count>|<day>`, the
+  month's busiest day, the earliest on a tie); an emptied bucket has no fields;
+- `months:<user id>`: a sorted set of the months with transactions (score `YYYYMM`);
 - `records`: each recorded transaction's contribution (`user|day|direction|amount`), so an
   amendment or a void takes back what the previous version added;
 - `app:<app>` and `tracking:<user id>`: plain counters (ledger entries per app, tracking
@@ -54,13 +57,46 @@ end
 -- writes when a command fails (HINCRBY past 2^63), and half an event must never be applied.
 local LIMIT = 9.0e18
 -- Increments travel as decimal text: a Lua number would reach Redis as "4e+18".
-local function changes_of(text, sign, into)
+-- A transaction counts in its day's bucket and in its month's (`YYYY-MM`), so that a summary
+-- over many months reads a month's totals rather than its every day.
+local function changes_of(text, sign, into, touched)
   local user, day, direction, amount = string.match(text, '^([^|]+)|([^|]+)|([^|]+)|(%d+)$')
   local key = base .. 'user:' .. user
   local value = (sign < 0 and '-' or '') .. amount
-  into[#into + 1] = {key, day .. ':count', tostring(sign)}
-  into[#into + 1] = {key, day .. ':credit', direction == 'credit' and value or '0'}
-  into[#into + 1] = {key, day .. ':debit', direction == 'credit' and '0' or value}
+  for _, period in ipairs({day, string.sub(day, 1, 7)}) do
+    into[#into + 1] = {key, period .. ':count', tostring(sign)}
+    into[#into + 1] = {key, period .. ':credit', direction == 'credit' and value or '0'}
+    into[#into + 1] = {key, period .. ':debit', direction == 'credit' and '0' or value}
+  end
+  touched[#touched + 1] = {user, day}
+end
+-- After a change to a day: an emptied day or month leaves no fields behind (a user who
+-- amends one record a thousand times keeps two buckets, not a thousand), the months index
+-- lists months with transactions, and a month's busiest day is found again among its days.
+local function settle(user, day)
+  local key, month = base .. 'user:' .. user, string.sub(day, 1, 7)
+  if tonumber(redis.call('HGET', key, day .. ':count') or '0') == 0 then
+    redis.call('HDEL', key, day .. ':count', day .. ':credit', day .. ':debit')
+  end
+  local months = base .. 'months:' .. user
+  if tonumber(redis.call('HGET', key, month .. ':count') or '0') == 0 then
+    redis.call('HDEL', key, month .. ':count', month .. ':credit', month .. ':debit',
+      month .. ':best')
+    redis.call('ZREM', months, month)
+    return
+  end
+  redis.call('ZADD', months, tonumber(string.sub(month, 1, 4) .. string.sub(month, 6, 7)), month)
+  local fields = {}
+  for number = 1, 31 do fields[number] = string.format('%s-%02d:count', month, number) end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  local best_count, best_day = 0, ''
+  for number = 1, 31 do
+    local count = tonumber(counts[number] or '0')
+    if count > best_count then
+      best_count, best_day = count, string.format('%s-%02d', month, number)
+    end
+  end
+  redis.call('HSET', key, month .. ':best', string.format('%d|%s', best_count, best_day))
 end
 local function fits(changes)
   for _, change in ipairs(changes) do
@@ -76,17 +112,17 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
     skipped = skipped + 1
   else
     local kind, key, text = event[3], event[4], event[5]
-    local changes, previous = {}, false
+    local changes, previous, touched = {}, false, {}
     if kind == 'movement' then
-      changes_of(text, 1, changes)
+      changes_of(text, 1, changes, touched)
     elseif kind == 'counters' then
       for _, counter in ipairs(event[6]) do
         changes[#changes + 1] = {base .. counter[1], counter[2], counter[3]}
       end
     elseif kind == 'record' then
       previous = redis.call('HGET', base .. 'records', key)
-      if previous then changes_of(previous, -1, changes) end
-      if text ~= '' then changes_of(text, 1, changes) end
+      if previous then changes_of(previous, -1, changes, touched) end
+      if text ~= '' then changes_of(text, 1, changes, touched) end
     end
     if not fits(changes) then
       local stop = event[7] >= 0 and tostring(event[7]) or expected
@@ -97,6 +133,7 @@ for _, event in ipairs(cjson.decode(ARGV[8])) do
     for _, change in ipairs(changes) do
       redis.call('HINCRBY', change[1], change[2], change[3])
     end
+    for _, place in ipairs(touched) do settle(place[1], place[2]) end
     if kind == 'record' then
       if text == '' then
         redis.call('HDEL', base .. 'records', key)

@@ -32,31 +32,54 @@ if not generation then
   return {false, redis.call('GET', prefix .. 'building') or false}
 end
 local base = prefix .. generation .. ':'
-local fields = redis.call('HGETALL', base .. 'user:' .. user)
+local key = base .. 'user:' .. user
+local function score(day) return tonumber(string.sub(day, 1, 4) .. string.sub(day, 6, 7)) end
+local months = redis.call('ZRANGEBYSCORE', base .. 'months:' .. user,
+  first_day == '' and '-inf' or score(first_day), last_day == '' and '+inf' or score(last_day))
 -- Amounts are split at nine digits and each part summed apart: a Lua number is a double,
 -- exact only below 2^53, and a sum of paisa may pass that.
 local sums = {credit = {0, 0}, debit = {0, 0}}
 local count, best_day, best_count = 0, false, 0
-local counts = {}
-for index = 1, #fields, 2 do
-  local day, measure = string.match(fields[index], '^([^:]+):(%a+)$')
-  if (first_day == '' or day >= first_day) and (last_day == '' or day <= last_day) then
-    local text = fields[index + 1]
-    if measure == 'count' then
-      local value = tonumber(text)
-      count = count + value
-      counts[day] = value
-    else
-      local high = tonumber(string.sub(text, 1, -10)) or 0
-      local low = tonumber(string.sub(text, -9))
-      sums[measure][1] = sums[measure][1] + high
-      sums[measure][2] = sums[measure][2] + low
-    end
-  end
+local function add(measure, text)
+  sums[measure][1] = sums[measure][1] + (tonumber(string.sub(text, 1, -10)) or 0)
+  sums[measure][2] = sums[measure][2] + tonumber(string.sub(text, -9))
 end
-for day, value in pairs(counts) do
+local function consider(value, day)
   if value > best_count or (value == best_count and value > 0 and day < best_day) then
     best_day, best_count = day, value
+  end
+end
+local function inside(day)
+  return (first_day == '' or day >= first_day) and (last_day == '' or day <= last_day)
+end
+for _, month in ipairs(months) do
+  if inside(month .. '-01') and inside(month .. '-31') then
+    local totals = redis.call('HMGET', key, month .. ':count', month .. ':credit',
+      month .. ':debit', month .. ':best')
+    count = count + tonumber(totals[1] or '0')
+    add('credit', totals[2] or '0')
+    add('debit', totals[3] or '0')
+    local busiest, day = string.match(totals[4] or '', '^(%d+)|(.+)$')
+    if busiest then consider(tonumber(busiest), day) end
+  else
+    local fields = {}
+    for number = 1, 31 do
+      local day = string.format('%s-%02d', month, number)
+      fields[#fields + 1] = day .. ':count'
+      fields[#fields + 1] = day .. ':credit'
+      fields[#fields + 1] = day .. ':debit'
+    end
+    local values = redis.call('HMGET', key, unpack(fields))
+    for number = 1, 31 do
+      local day = string.format('%s-%02d', month, number)
+      local value = tonumber(values[3 * number - 2] or '0')
+      if value > 0 and inside(day) then
+        count = count + value
+        add('credit', values[3 * number - 1] or '0')
+        add('debit', values[3 * number] or '0')
+        consider(value, day)
+      end
+    end
   end
 end
 local function text(number) return string.format('%.0f', number) end
@@ -64,9 +87,11 @@ return {generation, {text(count), text(sums.credit[1]), text(sums.credit[2]),
   text(sums.debit[1]), text(sums.debit[2]), best_day, text(best_count)},
   redis.call('HVALS', base .. 'caught_up')}
 """
-"""The summary over the user's day buckets, added up inside Redis: one round trip returns a few
-numbers rather than every bucket (a year of activity is a thousand fields). Days are
-`YYYY-MM-DD`, so text order is date order; amounts are summed exactly in two parts."""
+"""The summary over the user's buckets, added up inside Redis in one round trip: a month
+wholly inside the range by its month bucket (totals and busiest day), the months at the range's
+edges day by day; only months with transactions are visited (the months index). The cost is
+bounded by the months with activity in the range, not by the days. Days are `YYYY-MM-DD`, so
+text order is date order; amounts are summed exactly in two parts."""
 AMOUNT_SPLIT = 10**9
 """The script sums each amount's digits above and below this apart (see SUMMARY)."""
 
@@ -182,10 +207,13 @@ class AnalyticsReads:
 
 
 def day_buckets(fields: Mapping[str, str]) -> dict[date, Bucket]:
-    """A user hash (`<day>:count`, `<day>:credit`, `<day>:debit`) as day buckets."""
+    """A user hash's day buckets (`<day>:count`, `<day>:credit`, `<day>:debit`); its month
+    buckets are left out."""
     measures: dict[date, dict[str, int]] = {}
     for name, value in fields.items():
         day, _, measure = name.partition(":")
+        if len(day) != len("YYYY-MM-DD"):
+            continue  # a month bucket
         measures.setdefault(date.fromisoformat(day), {})[measure] = int(value)
     return {
         day: Bucket(values.get("count", 0), values.get("credit", 0), values.get("debit", 0))

@@ -42,7 +42,12 @@ for index = 4, 3 + count do
   checkpoints[#checkpoints + 1] = redis.call('GET', base .. 'checkpoint:' .. ARGV[index]) or '0'
 end
 for index = 4 + count, #ARGV do
-  hashes[#hashes + 1] = redis.call('HGETALL', base .. ARGV[index])
+  local key = base .. ARGV[index]
+  if redis.call('TYPE', key).ok == 'zset' then
+    hashes[#hashes + 1] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  else
+    hashes[#hashes + 1] = redis.call('HGETALL', key)
+  end
 end
 return {checkpoints, hashes}
 """
@@ -173,7 +178,8 @@ def _check_buckets(report: AuditReport, key: str, fields: dict[str, str]) -> Non
     days: dict[str, dict[str, int]] = {}
     for name, value in fields.items():
         day, _, measure = name.partition(":")
-        days.setdefault(day, {})[measure] = int(value)
+        if measure != "best":  # a month's busiest day is text, compared above
+            days.setdefault(day, {})[measure] = int(value)
     for day, values in sorted(days.items()):
         if min(values.values()) < 0:
             report.violations.append(f"analytics {key} {day}: a bucket below zero {values}")

@@ -3,8 +3,9 @@ batch script does (ADR 0017), written apart from it in Python over the domain's 
 that the audit compares two computations rather than one with itself.
 
 Each Redis hash is a dict of field to text, named by its key under the generation (`user:<id>`,
-`app:<app>`, `tracking:<id>`, `records`, `streams`). Fields left at zero by increments that
-cancelled out carry no information and are dropped on both sides (`normalized`).
+`app:<app>`, `tracking:<id>`, `records`, `streams`); the months index `months:<id>` (a sorted
+set) is a dict of month to score. Fields left at zero by increments that cancelled out carry
+no information and are dropped on both sides (`normalized`).
 """
 
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from services.analytics.adapters.redis_aggregates import AggregateEvent, encode
 from services.analytics.domain.summary import Contribution, increments
 
-DATA_KEY_PREFIXES = ("user:", "app:", "tracking:")
+DATA_KEY_PREFIXES = ("user:", "months:", "app:", "tracking:")
 DATA_KEYS = ("records", "streams")
 
 
@@ -26,7 +27,7 @@ def normalized(suffix: str, fields: Mapping[str, str]) -> dict[str, str]:
     """A hash as compared: counters at zero dropped (HINCRBY by 0 leaves such fields)."""
     if suffix in DATA_KEYS:
         return dict(fields)
-    return {name: value for name, value in fields.items() if int(value) != 0}
+    return {name: value for name, value in fields.items() if value != "0"}
 
 
 @dataclass(slots=True)
@@ -63,12 +64,36 @@ class ExpectedAggregates:
             if event.contribution is not None:
                 records[event.key] = encode(event.contribution)
                 self.contributions[event.key] = event.contribution
+        touched = []
         for change in increments(previous, event.contribution):
             suffix = f"user:{change.user_id}"
             day = change.day.isoformat()
-            self._add(suffix, f"{day}:count", change.count)
-            self._add(suffix, f"{day}:credit", change.credit)
-            self._add(suffix, f"{day}:debit", change.debit)
+            for period in (day, day[:7]):
+                self._add(suffix, f"{period}:count", change.count)
+                self._add(suffix, f"{period}:credit", change.credit)
+                self._add(suffix, f"{period}:debit", change.debit)
+            touched.append((str(change.user_id), day))
+        for user, day in touched:
+            self._settle(user, day)
+
+    def _settle(self, user: str, day: str) -> None:
+        """What the script does after a change to a day: empty buckets lose their fields, the
+        months index lists months with transactions, a month's busiest day is found again."""
+        fields, month = self.hashes.setdefault(f"user:{user}", {}), day[:7]
+        if fields.get(f"{day}:count", 0) == 0:
+            for measure in ("count", "credit", "debit"):
+                fields.pop(f"{day}:{measure}", None)
+        months = self.hashes.setdefault(f"months:{user}", {})
+        if fields.get(f"{month}:count", 0) == 0:
+            for measure in ("count", "credit", "debit", "best"):
+                fields.pop(f"{month}:{measure}", None)
+            months.pop(month, None)
+            return
+        months[month] = month.replace("-", "").lstrip("0") or "0"
+        days = [f"{month}-{number:02d}" for number in range(1, 32)]
+        counts = [(int(fields.get(f"{name}:count", 0)), name) for name in days]
+        busiest = max(counts, key=lambda item: (item[0], -days.index(item[1])))
+        fields[f"{month}:best"] = f"{busiest[0]}|{busiest[1]}"
 
     def text_of(self, suffix: str) -> dict[str, str]:
         """One data hash as Redis would hand it back, normalized (empty when there is none)."""
