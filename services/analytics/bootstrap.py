@@ -10,7 +10,6 @@ from services.analytics.adapters.redis_aggregates import RedisAggregates
 from services.analytics.settings import (
     AGGREGATOR_NAME,
     CONSUMED_TOPICS,
-    AnalyticsSettings,
     key_prefix,
 )
 from shared.contracts.ledger import LEDGER_EVENTS
@@ -53,7 +52,7 @@ def build_aggregator(settings: PlatformSettings) -> Aggregator:
     consumer = AggregateConsumer(
         bootstrap=settings.kafka_bootstrap_servers, group_id=AGGREGATOR_NAME,
         registries=registries(settings), store=aggregate_store(settings, redis),
-        session_timeout_milliseconds=AnalyticsSettings().analytics_session_timeout_milliseconds,
+        session_timeout_milliseconds=settings.session_timeout_milliseconds,
     )  # fmt: skip
     lag = LagReader(settings.kafka_bootstrap_servers, client_id=f"{AGGREGATOR_NAME}-lag")
     memory = ProgressMemory()

@@ -1,8 +1,5 @@
 """Analytics settings: names, topics, where its keys live in Redis, and its limits."""
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from shared.settings import PlatformSettings
 
 SERVICE_NAME = "analytics"
@@ -19,10 +16,3 @@ def key_prefix(settings: PlatformSettings) -> str:
     """Every analytics key starts with this. The topic prefix is part of it: deployments (and
     test runs) sharing one Redis keep their aggregates apart as they keep their topics apart."""
     return f"{KEY_PREFIX_ROOT}{settings.ledgerbus_topic_prefix}:"
-
-
-class AnalyticsSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
-
-    analytics_session_timeout_milliseconds: int = Field(default=10_000, ge=6_000, le=300_000)
-    """How long the group waits for a silent member before handing its partitions on."""

@@ -38,11 +38,10 @@ from services.analytics.adapters.redis_aggregates import (
 )
 from shared.contracts.registry import MessageRegistry, ParsedMessage
 from shared.kafka.log_end import LogEndProbe
+from shared.kafka.subscriber import HEARTBEAT_SHARE_OF_SESSION
 from shared.logs import get_logger
 
 FETCH_TIMEOUT_MILLISECONDS = 500
-HEARTBEAT_SHARE_OF_SESSION = 3
-"""Heartbeats at a third of the session timeout, as Kafka recommends."""
 RECLAIM_AFTER_SECONDS = 2.0
 """A fenced partition still assigned to this member is claimed again after this long."""
 GENERATION_CHECK_SECONDS = 1.0

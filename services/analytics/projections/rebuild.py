@@ -14,7 +14,6 @@ from collections.abc import Callable
 from services.analytics.adapters.consumer import AggregateConsumer
 from services.analytics.adapters.redis_aggregates import RedisAggregates
 from services.analytics.bootstrap import aggregate_store, registries
-from services.analytics.settings import AnalyticsSettings
 from shared.engine.rebuild import RebuildResult
 from shared.kafka.log_end import LogEndProbe
 from shared.redis_client import create_redis
@@ -52,7 +51,7 @@ async def run_rebuild(
         consumer = AggregateConsumer(
             bootstrap=settings.kafka_bootstrap_servers, group_id=None,
             registries=registries(settings), store=store,
-            session_timeout_milliseconds=AnalyticsSettings().analytics_session_timeout_milliseconds,
+            session_timeout_milliseconds=settings.session_timeout_milliseconds,
         )  # fmt: skip
         try:
             await consumer.start(generation)
