@@ -4,8 +4,6 @@ Shared by every service's read routes. A position names partitions of the servic
 topic; one that was never written is refused at once (422), one not reached in time is 504.
 """
 
-import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.http.errors import DomainHTTPError
@@ -14,27 +12,6 @@ from shared.kafka.positions import PositionError, never_written, parse_position,
 from shared.waiters import READ_WAIT_TIMEOUT_SECONDS, CheckpointWatcher
 
 NOT_CAUGHT_UP_RETRY_AFTER_SECONDS = 1
-NEVER_WRITTEN_CONFIRMATIONS = 3
-NEVER_WRITTEN_RECHECK_SECONDS = 0.05
-"""A position past the log end is read again this often before it is refused: on the embedded
-broker an end read right after a write can still miss the write's batch (a probe saw a
-position a write had just answered refused as never written)."""
-
-
-async def never_written_confirmed(
-    lag: LagReader, topic: str, wanted: Mapping[int, int], known: Mapping[int, int]
-) -> tuple[list[int], dict[int, int]]:
-    """The partitions whose wanted offset is past the log end, on several readings of it, and
-    the last ends read (empty when every partition was found written)."""
-    ends = await lag.end_offsets(topic)
-    beyond = never_written(wanted, ends, known)
-    for _ in range(NEVER_WRITTEN_CONFIRMATIONS):
-        if not beyond:
-            break
-        await asyncio.sleep(NEVER_WRITTEN_RECHECK_SECONDS)
-        ends = await lag.end_offsets(topic)
-        beyond = never_written(wanted, ends, known)
-    return beyond, ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +45,8 @@ class ReadPositions:
             )  # fmt: skip
         if reached(self.checkpoints.known, wanted):
             return
-        beyond, ends = await never_written_confirmed(
-            self.lag, self.topic, wanted, self.checkpoints.known
-        )
+        ends = await self.lag.end_offsets(self.topic)
+        beyond = never_written(wanted, ends, self.checkpoints.known)
         if beyond:
             raise DomainHTTPError(
                 422, "invalid_position",

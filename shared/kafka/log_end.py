@@ -24,6 +24,10 @@ class LogEndUnknownError(KafkaError):  # type: ignore[misc]
     """The last batch could not be read in time; transient, the caller retries."""
 
 
+PARTITIONS_KEPT_SECONDS = 10.0
+"""How long a topic's partition list is reused (a partition added is seen within this)."""
+
+
 class LogEndProbe:
     """A group-less consumer that only ever reads the last batch of a partition."""
 
@@ -35,6 +39,7 @@ class LogEndProbe:
             request_timeout_ms=PROBE_REQUEST_TIMEOUT_MILLISECONDS,
         )
         self._lock = asyncio.Lock()
+        self._partitions: dict[str, tuple[float, list[TopicPartition]]] = {}
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -43,11 +48,20 @@ class LogEndProbe:
         await self._consumer.stop()
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
-        known = self._consumer.partitions_for_topic(topic)
-        if not known:
-            await self._consumer._client.force_metadata_update()
-            known = self._consumer.partitions_for_topic(topic) or set()
-        return [TopicPartition(topic, partition) for partition in sorted(known)]
+        """The topic's partitions, from metadata of every topic (kept a while).
+
+        Not from the consumer's own metadata: that narrows to the partitions it is assigned,
+        and `end_offsets` assigns and unassigns them, so a concurrent call could see none (a
+        write's own position was refused as never written)."""
+        cached = self._partitions.get(topic)
+        if cached is not None and time.monotonic() - cached[0] < PARTITIONS_KEPT_SECONDS:
+            return cached[1]
+        cluster = await self._consumer._client.fetch_all_metadata()
+        known = sorted(cluster.partitions_for_topic(topic) or ())
+        found = [TopicPartition(topic, partition) for partition in known]
+        if found:
+            self._partitions[topic] = (time.monotonic(), found)
+        return found
 
     async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         async with self._lock:

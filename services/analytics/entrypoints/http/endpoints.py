@@ -37,11 +37,12 @@ from services.analytics.settings import (
 from shared.contracts.base import AppName
 from shared.http.auth import AppOrOperator, UserOrOperator
 from shared.http.errors import DomainHTTPError, json_response
-from shared.http.read_positions import never_written_confirmed
 from shared.http.schemas import Day, MinPosition, Since, Until, error
-from shared.kafka.positions import PositionError, parse_position
+from shared.kafka.positions import PositionError, never_written, parse_position
+from shared.logs import get_logger
 from shared.waiters import READ_WAIT_TIMEOUT_SECONDS
 
+logger = get_logger(__name__)
 REBUILDING_RETRY_AFTER_SECONDS = 5
 NOT_CAUGHT_UP_RETRY_AFTER_SECONDS = 1
 YEAR_MIN, YEAR_MAX = 1, 9999
@@ -76,9 +77,10 @@ async def _reached(analytics: AnalyticsHttp, topic_name: str, min_position: str 
     except PositionError as problem:
         raise DomainHTTPError(422, "invalid_position", str(problem)) from problem
     topic = analytics.topic(topic_name)
-    beyond, ends = await never_written_confirmed(analytics.lag, topic, wanted, {})
-    beyond = [p for p in wanted if p not in ends] or beyond
+    ends = await analytics.lag.end_offsets(topic)
+    beyond = [p for p in wanted if p not in ends] or never_written(wanted, ends, {})
     if beyond:
+        logger.warning("position refused as never written", wanted=wanted, ends=ends)
         raise DomainHTTPError(
             422, "invalid_position",
             f"{min_position} was never written to {topic_name} (partition {beyond[0]}).",
