@@ -178,10 +178,6 @@ class AnalyticsReads:
         average = Fraction(credit + debit, count) if count else Fraction(0)
         return Summary(count, credit, debit, average, best), _as_of(answer[2])
 
-    async def buckets(self, user_id: str) -> tuple[dict[date, Bucket], datetime]:
-        read = await self.read(f"user:{user_id}")
-        return day_buckets(read.fields), read.as_of
-
     async def counters(self, suffix: str) -> tuple[dict[str, int], datetime]:
         read = await self.read(suffix)
         return {name: int(value) for name, value in read.fields.items()}, read.as_of
